@@ -1,0 +1,70 @@
+// swift-tools-version: 6.2
+// vault-kube-kms: a Kubernetes KMS v2 plugin backed by Vault Transit, split into an
+// unprivileged gRPC front and a credential broker. The privilege boundary is visible here:
+// Front never depends on Broker, CCurl or COpenSSL; Broker never depends on Front, CNGHTTP2
+// or KMSv2API. Tests/BrokerTests/BoundaryTests.swift checks this file and the binaries.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "vault-kube-kms",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vault-kube-kms", targets: ["vault-kube-kms"]),
+        .executable(name: "vault-kube-kms-front", targets: ["vault-kube-kms-front"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries: module maps and shim headers only.
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // C where C is required: fork -> drop privileges -> exec (async-signal-safe), prctl.
+        .target(name: "CSpawn"),
+
+        .target(name: "KMSCore", swiftSettings: strict),
+        .target(
+            name: "KMSRuntime",
+            dependencies: ["KMSCore", "CSystemd", "CSpawn", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
+            name: "KMSv2API",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["api.proto"],
+            swiftSettings: strict),
+        .target(
+            name: "Front",
+            dependencies: ["KMSCore", "KMSRuntime", "KMSv2API", "CNGHTTP2"],
+            swiftSettings: strict),
+        .target(
+            name: "Broker",
+            dependencies: ["KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn"],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "vault-kube-kms",
+            dependencies: [
+                "Broker", "KMSRuntime", "CSpawn",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "vault-kube-kms-front",
+            dependencies: [
+                "Front", "KMSRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(name: "KMSCoreTests", dependencies: ["KMSCore", "KMSRuntime"], swiftSettings: strict),
+        .testTarget(name: "FrontTests", dependencies: ["Front", "KMSv2API"], swiftSettings: strict),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strict),
+    ]
+)
