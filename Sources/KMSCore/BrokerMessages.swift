@@ -51,7 +51,8 @@ public struct HelloAnswer: Equatable, Sendable {
         let version = try reader.field(limit: Limits.maxVersionStringBytes, name: "broker_version")
         let maxInFlight = try reader.u32()
         try reader.finish()
-        return HelloAnswer(code: code, brokerVersion: try utf8(version, name: "broker_version"), maxInFlight: maxInFlight)
+        return HelloAnswer(
+            code: code, brokerVersion: try utf8(version, name: "broker_version"), maxInFlight: maxInFlight)
     }
 }
 

@@ -1,0 +1,43 @@
+/// A Unix socket address as written on the command line: `unix:///path` or abstract
+/// `unix:///@name` (the form kube-apiserver's `endpoint` uses).
+public enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
+    case path(String)
+    case abstract(String)
+
+    /// sun_path is 108 bytes including the terminating NUL (or leading NUL for abstract names).
+    public static let maxPathBytes = 107
+
+    public init(parsing text: String) throws(ConfigurationError) {
+        guard text.hasPrefix("unix://") else {
+            throw ConfigurationError("listen address must start with unix:// (got \(text.debugDescription))")
+        }
+        let rest = String(text.dropFirst("unix://".count))
+        guard rest.hasPrefix("/") else { throw ConfigurationError("listen address must be absolute: unix:///path") }
+        if rest.hasPrefix("/@") {
+            let name = String(rest.dropFirst(2))
+            guard !name.isEmpty, name.utf8.count <= Self.maxPathBytes else {
+                throw ConfigurationError("abstract socket name must be 1-\(Self.maxPathBytes) bytes")
+            }
+            self = .abstract(name)
+        } else {
+            guard rest.utf8.count <= Self.maxPathBytes else {
+                throw ConfigurationError("socket path longer than \(Self.maxPathBytes) bytes")
+            }
+            guard !rest.hasSuffix("/"), !rest.contains("\0") else { throw ConfigurationError("invalid socket path") }
+            self = .path(rest)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .path(let path): "unix://\(path)"
+        case .abstract(let name): "unix:///@\(name)"
+        }
+    }
+}
+
+/// An invalid flag, file or environment: printed to the operator as is, never containing a secret.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
