@@ -1,0 +1,95 @@
+import KMSRuntime
+import Logging
+
+/// The front's settings, resolved from flags and `VAULT_KUBE_KMS_*` environment variables.
+///
+/// Flags win over the environment. For the two either-or pairs (`--broker-fd`/`--broker-address`,
+/// `--listen-fd`/`--listen-address`) the environment is consulted only when neither flag of the
+/// pair is on the command line: in the spawn topology the broker passes `--listen-fd 4` while an
+/// environment file shared with the broker may well set `VAULT_KUBE_KMS_LISTEN_ADDRESS`.
+public struct FrontConfiguration: Equatable, Sendable {
+    /// How the front reaches the broker.
+    public enum BrokerEndpoint: Equatable, Sendable {
+        /// An inherited, already connected SOCK_SEQPACKET socket (spawn topology: fd 3).
+        case inheritedFD(Int32)
+        /// A SOCK_SEQPACKET socket to connect to (split topologies).
+        case address(ListenAddress)
+    }
+
+    /// Where the front serves gRPC.
+    public enum ListenEndpoint: Equatable, Sendable {
+        /// An inherited, already listening SOCK_STREAM socket (spawn topology: fd 4; socket
+        /// activation). The front never binds or unlinks anything then.
+        case inheritedFD(Int32)
+        /// A socket path the front binds (mode 0660) and removes when it exits.
+        case address(ListenAddress)
+    }
+
+    public var broker: BrokerEndpoint
+    public var listen: ListenEndpoint
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+
+    public init(
+        broker: BrokerEndpoint, listen: ListenEndpoint, logLevel: Logger.Level = .info, logFormat: LogFormat = .json
+    ) {
+        self.broker = broker
+        self.listen = listen
+        self.logLevel = logLevel
+        self.logFormat = logFormat
+    }
+
+    /// Resolves raw flag values (nil: flag not given) against the environment
+    /// (`VAULT_KUBE_KMS_<FLAG>`, see `EnvironmentFallback`).
+    public init(
+        brokerFD: String?, brokerAddress: String?, listenFD: String?, listenAddress: String?,
+        logLevel: String?, logFormat: String?,
+        environment: (String) -> String? = EnvironmentFallback.value
+    ) throws(ConfigurationError) {
+        func env(_ flag: String) -> String? { environment(EnvironmentFallback.variableName(forFlag: flag)) }
+
+        var brokerPair = (fd: brokerFD, address: brokerAddress)
+        if brokerPair.fd == nil && brokerPair.address == nil { brokerPair = (env("broker-fd"), env("broker-address")) }
+        switch brokerPair {
+        case (let fd?, nil): broker = .inheritedFD(try Self.parseFD(fd, flag: "broker-fd"))
+        case (nil, let address?): broker = .address(try ListenAddress(parsing: address))
+        case (nil, nil): throw ConfigurationError("one of --broker-fd or --broker-address is required")
+        default: throw ConfigurationError("--broker-fd and --broker-address are mutually exclusive")
+        }
+
+        var listenPair = (fd: listenFD, address: listenAddress)
+        if listenPair.fd == nil && listenPair.address == nil { listenPair = (env("listen-fd"), env("listen-address")) }
+        switch listenPair {
+        case (let fd?, nil): listen = .inheritedFD(try Self.parseFD(fd, flag: "listen-fd"))
+        case (nil, let address?): listen = .address(try ListenAddress(parsing: address))
+        case (nil, nil): throw ConfigurationError("one of --listen-fd or --listen-address is required")
+        default: throw ConfigurationError("--listen-fd and --listen-address are mutually exclusive")
+        }
+        if case .inheritedFD(let a) = broker, case .inheritedFD(let b) = listen, a == b {
+            throw ConfigurationError("--broker-fd and --listen-fd must differ")
+        }
+
+        let levelText = logLevel ?? env("log-level") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ConfigurationError(
+                "invalid log level \(levelText.debugDescription) (trace|debug|info|notice|warning|error|critical)")
+        }
+        self.logLevel = level
+        let formatText = logFormat ?? env("log-format") ?? "json"
+        guard let format = LogFormat(rawValue: formatText) else {
+            throw ConfigurationError("invalid log format \(formatText.debugDescription) (json|text)")
+        }
+        self.logFormat = format
+    }
+
+    /// A descriptor number: decimal, at least 3 (0-2 are stdio), at most Int32.max.
+    static func parseFD(_ text: String, flag: String) throws(ConfigurationError) -> Int32 {
+        guard !text.isEmpty, text.utf8.count <= 10, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let value = Int32(text), value >= 3
+        else {
+            throw ConfigurationError(
+                "--\(flag) must be a file descriptor number of at least 3 (got \(text.debugDescription))")
+        }
+        return value
+    }
+}

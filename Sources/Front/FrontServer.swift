@@ -1,0 +1,209 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The entry point `main.swift` calls: sets up logging, runs the front, returns the exit status.
+public enum FrontProcess {
+    /// The front's version, sent to the broker in HELLO.
+    public static let version = "0.1.0"
+
+    /// Runs the front until SIGTERM/SIGINT (exit status 0) or until the broker connection is
+    /// lost or misbehaves (status 1: in the spawn topology the broker restarts the front).
+    public static func run(_ configuration: FrontConfiguration) -> Int32 {
+        LogSetup.bootstrap(process: "front", level: configuration.logLevel, format: configuration.logFormat)
+        let logger = Logger(label: "front")
+        do {
+            let server = try FrontServer(configuration: configuration, logger: logger)
+            return server.run()
+        } catch {
+            logger.critical("startup.failed", metadata: ["reason": "\(error)"])
+            return 1
+        }
+    }
+}
+
+/// Wires the pieces: event loop, signals, the listening socket, the broker connection and the
+/// gRPC server, and owns the process lifecycle.
+final class FrontServer {
+    enum Lifecycle: Equatable {
+        /// Listening; HELLO sent, calls answered UNAVAILABLE until the broker answers it.
+        case awaitingHello
+        case running
+        /// SIGTERM/SIGINT: GOAWAY sent, open calls finishing (at most `drainMillis`).
+        case draining
+        case stopped
+    }
+
+    /// How long open calls may take to finish after SIGTERM; kube-apiserver's default KMS
+    /// timeout is 3 s, so a call in flight at SIGTERM normally ends well within this.
+    static let drainMillis: Int64 = 5_000
+
+    private(set) var lifecycle: Lifecycle = .awaitingHello
+    private let loop: EventLoop
+    private let logger: Logger
+    private let configuration: FrontConfiguration
+    private let broker: BrokerClient
+    private let grpc: GRPCServer
+    /// The socket path the front bound itself and removes on exit (nil for an inherited fd).
+    private let boundPath: String?
+    private var exitStatus: Int32 = 0
+
+    init(configuration: FrontConfiguration, logger: Logger) throws(ConfigurationError) {
+        self.configuration = configuration
+        self.logger = logger
+        // Writes to a closed peer must fail with EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            loop = try EventLoop()
+        } catch {
+            throw ConfigurationError("event loop: \(error)")
+        }
+
+        let (listenFD, boundPath) = try Self.openListener(configuration.listen)
+        self.boundPath = boundPath
+        let brokerFD: Int32
+        do {
+            brokerFD = try Self.openBroker(configuration.broker)
+        } catch {
+            close(listenFD)
+            if let boundPath { unlink(boundPath) }
+            throw error
+        }
+        broker = BrokerClient(fd: brokerFD, loop: loop, logger: logger)
+        grpc = GRPCServer(listenFD: listenFD, loop: loop, broker: broker, logger: logger)
+    }
+
+    /// Runs the event loop; returns the exit status.
+    func run() -> Int32 {
+        broker.onReady = { [unowned self] answer in self.brokerReady(answer) }
+        broker.onAnswer = { [unowned self] id, frame in self.grpc.brokerAnswered(requestID: id, frame: frame) }
+        broker.onFailure = { [unowned self] reason in self.brokerFailed(reason) }
+        grpc.onDrained = { [unowned self] in self.stop() }
+        do {
+            try loop.handleSignals([SIGTERM, SIGINT]) { [unowned self] signal in self.signalled(signal) }
+            try grpc.startAccepting()
+            // HELLO only once the KMS socket accepts: in the spawn topology it is the readiness report.
+            try broker.start(frontVersion: FrontProcess.version)
+        } catch {
+            logger.critical("startup.failed", metadata: ["reason": "\(error)"])
+            cleanUp()
+            return 1
+        }
+        logger.info("front.start", metadata: ["listen": "\(listenDescription)", "pid": "\(getpid())"])
+        loop.run()
+        cleanUp()
+        return exitStatus
+    }
+
+    private var listenDescription: String {
+        switch configuration.listen {
+        case .inheritedFD(let fd): "fd:\(fd)"
+        case .address(let address): address.description
+        }
+    }
+
+    private func brokerReady(_ answer: HelloAnswer) {
+        guard lifecycle == .awaitingHello else { return }
+        lifecycle = .running
+        logger.info(
+            "broker.ready",
+            metadata: ["broker_version": "\(answer.brokerVersion)", "max_in_flight": "\(answer.maxInFlight)"])
+        SystemdNotify.send("READY=1")
+    }
+
+    /// The broker connection is unusable: answer every open call UNAVAILABLE and exit 1 (0 when
+    /// already draining: the front was asked to stop anyway, and the broker may be stopping too).
+    private func brokerFailed(_ reason: String) {
+        guard lifecycle != .stopped else { return }
+        logger.error("broker.connection_failed", metadata: ["reason": "\(reason)"])
+        if lifecycle != .draining { exitStatus = 1 }
+        grpc.failAll(GRPCStatus(.unavailable, "broker connection lost"))
+        stop()
+    }
+
+    private func signalled(_ signal: Int32) {
+        switch lifecycle {
+        case .awaitingHello, .running:
+            logger.info("shutdown.begin", metadata: ["signal": "\(signal)"])
+            lifecycle = .draining
+            SystemdNotify.send("STOPPING=1")
+            loop.schedule(afterMillis: Self.drainMillis) { [weak self] in
+                guard let self, self.lifecycle == .draining else { return }
+                self.logger.warning("front.drain_timeout", metadata: ["connections": "\(self.grpc.connections.count)"])
+                self.grpc.failAll(GRPCStatus(.unavailable, "server shutting down"))
+                self.stop()
+            }
+            grpc.drain()
+        case .draining:
+            // A second signal: stop now.
+            grpc.failAll(GRPCStatus(.unavailable, "server shutting down"))
+            stop()
+        case .stopped:
+            break
+        }
+    }
+
+    private func stop() {
+        lifecycle = .stopped
+        loop.stop()
+    }
+
+    private func cleanUp() {
+        grpc.stopAccepting()
+        if let boundPath { unlink(boundPath) }
+        logger.info("shutdown.done", metadata: ["exit_status": "\(exitStatus)"])
+    }
+
+    /// The listening KMS socket: adopted (never bound or unlinked by the front) or bound here.
+    private static func openListener(_ endpoint: FrontConfiguration.ListenEndpoint) throws(ConfigurationError) -> (
+        fd: Int32, boundPath: String?
+    ) {
+        switch endpoint {
+        case .inheritedFD(let fd):
+            try checkSocket(fd, type: Int32(SOCK_STREAM.rawValue), listening: true, flag: "listen-fd")
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            return (fd, nil)
+        case .address(let address):
+            let fd = try SocketListener.listen(at: address, options: SocketListener.Options(mode: 0o660))
+            if case .path(let path) = address { return (fd, path) }
+            return (fd, nil)
+        }
+    }
+
+    /// The broker connection: adopted (spawn topology) or connected here (split topologies).
+    private static func openBroker(_ endpoint: FrontConfiguration.BrokerEndpoint) throws(ConfigurationError) -> Int32 {
+        switch endpoint {
+        case .inheritedFD(let fd):
+            try checkSocket(fd, type: Int32(SOCK_SEQPACKET.rawValue), listening: false, flag: "broker-fd")
+            return fd
+        case .address(let address):
+            do {
+                return try UnixSocket.connect(to: address, type: Int32(SOCK_SEQPACKET.rawValue))
+            } catch {
+                throw ConfigurationError("connect to broker at \(address): \(error)")
+            }
+        }
+    }
+
+    /// Checks that an inherited descriptor is a Unix socket of the expected type and state.
+    static func checkSocket(_ fd: Int32, type: Int32, listening: Bool, flag: String) throws(ConfigurationError) {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) == 0 else {
+            throw ConfigurationError("--\(flag) \(fd) is not a socket: \(SystemError("getsockopt"))")
+        }
+        guard value == type else { throw ConfigurationError("--\(flag) \(fd) has the wrong socket type \(value)") }
+        length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &length) == 0, value == AF_UNIX else {
+            throw ConfigurationError("--\(flag) \(fd) is not a Unix socket")
+        }
+        length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) == 0, (value != 0) == listening else {
+            throw ConfigurationError("--\(flag) \(fd) is \(listening ? "not listening" : "a listening socket")")
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+/// Call handling: header checks, deadlines, forwarding to the broker, answers and the call log.
+extension GRPCServer: HTTP2ConnectionDelegate {
+    func connection(_ connection: HTTP2Connection, didReceiveHeadersOf stream: GRPCStream) {
+        // The checks follow the gRPC over HTTP/2 spec and grpc-go's server where the spec is open.
+        guard stream.method == "POST" else {
+            return complete(
+                stream, on: connection, with: .failure(GRPCStatus(.internal, "method must be POST")), httpStatus: 405)
+        }
+        guard let contentType = stream.contentType, Self.isGRPCContentType(contentType) else {
+            return complete(
+                stream, on: connection,
+                with: .failure(GRPCStatus(.invalidArgument, "content-type must be application/grpc")),
+                httpStatus: 415)
+        }
+        guard let method = stream.path.flatMap(KMSMethod.init(path:)) else {
+            return complete(stream, on: connection, with: .failure(GRPCStatus(.unimplemented, "unknown method")))
+        }
+        stream.kmsMethod = method
+        var timeoutMillis = Int64(Limits.maxDeadlineMillis)
+        if let header = stream.timeout {
+            guard let timeout = GRPCTimeout(parsing: header) else {
+                return complete(
+                    stream, on: connection, with: .failure(GRPCStatus(.invalidArgument, "malformed grpc-timeout")))
+            }
+            stream.hasClientDeadline = true
+            timeoutMillis = min(timeout.milliseconds, timeoutMillis)
+        }
+        stream.deadlineAt = Int64(stream.startNanos / 1_000_000) + timeoutMillis
+        let connectionID = connection.id
+        let streamID = stream.id
+        stream.deadlineTimer = loop.schedule(afterMillis: stream.deadlineAt - EventLoop.nowMillis()) { [weak self] in
+            self?.deadlineExpired(connectionID: connectionID, streamID: streamID)
+        }
+    }
+
+    /// `application/grpc`, optionally followed by `+proto` (or another subtype) or parameters.
+    static func isGRPCContentType(_ value: String) -> Bool {
+        value == "application/grpc" || value.hasPrefix("application/grpc+") || value.hasPrefix("application/grpc;")
+    }
+
+    func connection(_ connection: HTTP2Connection, didReceive message: [UInt8], on stream: GRPCStream) {
+        guard let method = stream.kmsMethod else { return }
+        let remaining = stream.deadlineAt - EventLoop.nowMillis()
+        guard remaining > 0 else {
+            return complete(stream, on: connection, with: .failure(GRPCStatus(.deadlineExceeded, "deadline exceeded")))
+        }
+        let call: BrokerCall
+        do throws(GRPCStatus) {
+            call = try KMSService.brokerCall(
+                for: method, message: message,
+                deadlineMillis: stream.hasClientDeadline ? UInt32(clamping: remaining) : 0)
+        } catch {
+            return complete(stream, on: connection, with: .failure(error))
+        }
+        stream.uid = call.uid
+        guard case .ready = broker.state else {
+            return complete(stream, on: connection, with: .failure(GRPCStatus(.unavailable, "broker not ready")))
+        }
+        guard let requestID = broker.send(call.type, payload: call.payload) else {
+            return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .tooManyRequests)))
+        }
+        stream.brokerRequestID = requestID
+        calls[requestID] = BrokerRoute(connectionID: connection.id, streamID: stream.id, method: method)
+    }
+
+    func connection(_ connection: HTTP2Connection, stream: GRPCStream, failedWith status: GRPCStatus) {
+        complete(stream, on: connection, with: .failure(status))
+    }
+
+    func connection(_ connection: HTTP2Connection, didClose stream: GRPCStream) {
+        if let timer = stream.deadlineTimer { loop.cancel(timer) }
+        stream.deadlineTimer = nil
+        if let requestID = stream.brokerRequestID { abandon(requestID) }
+        stream.brokerRequestID = nil
+        if !stream.answered && stream.headersComplete {
+            stream.answered = true
+            logCall(stream, status: .cancelled)
+        }
+    }
+
+    func connectionDidClose(_ connection: HTTP2Connection) {
+        connectionClosed(connection)
+    }
+
+    /// A broker answer, already checked by the BrokerClient against its request id and type.
+    /// The payload is decoded even when the call is gone: a malformed answer is a protocol error.
+    func brokerAnswered(requestID: UInt32, frame: BrokerFrame) {
+        guard let route = calls.removeValue(forKey: requestID) else { return }
+        let outcome: Result<[UInt8], GRPCStatus>
+        do throws(BrokerProtocolError) {
+            outcome = try KMSService.response(for: route.method, answer: frame.payload)
+        } catch {
+            return broker.fail("malformed \(route.method.rawValue) answer: \(error)")
+        }
+        guard let connection = connections[route.connectionID], let stream = connection.streams[route.streamID],
+            stream.brokerRequestID == requestID, !stream.answered
+        else {
+            logger.debug("broker.answer_dropped", metadata: ["request_id": "\(requestID)"])
+            return
+        }
+        stream.brokerRequestID = nil
+        complete(stream, on: connection, with: outcome)
+    }
+
+    private func deadlineExpired(connectionID: UInt64, streamID: Int32) {
+        guard let connection = connections[connectionID], let stream = connection.streams[streamID] else { return }
+        stream.deadlineTimer = nil
+        guard !stream.answered else { return }
+        if let requestID = stream.brokerRequestID { abandon(requestID) }
+        stream.brokerRequestID = nil
+        complete(stream, on: connection, with: .failure(GRPCStatus(.deadlineExceeded, "deadline exceeded")))
+    }
+
+    /// The call behind `requestID` is gone. Its route stays so the broker's answer is still
+    /// decoded and checked; after a grace period the request is forgotten (BrokerRequestTable).
+    private func abandon(_ requestID: UInt32) {
+        loop.schedule(afterMillis: Self.abandonGraceMillis) { [weak self] in
+            guard let self, self.calls.removeValue(forKey: requestID) != nil else { return }
+            self.logger.warning("broker.request_forgotten", metadata: ["request_id": "\(requestID)"])
+            self.broker.forget(requestID)
+        }
+    }
+
+    /// The one place a call is answered: submits the response and logs the call.
+    func complete(
+        _ stream: GRPCStream, on connection: HTTP2Connection, with outcome: Result<[UInt8], GRPCStatus>,
+        httpStatus: Int = 200
+    ) {
+        guard !stream.answered else { return }
+        if let timer = stream.deadlineTimer { loop.cancel(timer) }
+        stream.deadlineTimer = nil
+        switch outcome {
+        case .success(let message):
+            connection.respond(stream, message: message)
+            logCall(stream, status: .ok)
+        case .failure(let status):
+            connection.respond(stream, status: status, httpStatus: httpStatus)
+            logCall(stream, status: status.code)
+        }
+    }
+
+    /// `kms.call` at debug: method, uid, duration and status. Never a plaintext or ciphertext.
+    private func logCall(_ stream: GRPCStream, status: GRPCStatus.Code) {
+        guard logger.logLevel <= .debug else { return }
+        let micros = (EventLoop.nowNanos() - stream.startNanos) / 1_000
+        let fraction = String(micros % 1_000)
+        logger.debug(
+            "kms.call",
+            metadata: [
+                "method": "\(stream.kmsMethod?.rawValue ?? "unknown")",
+                "uid": "\(stream.uid)",
+                "duration_ms": "\(micros / 1_000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)",
+                "grpc_status": "\(status.rawValue)",
+            ])
+    }
+}

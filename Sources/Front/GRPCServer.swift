@@ -1,0 +1,150 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The KMS gRPC server: accepts connections on the listening socket, runs one
+/// `HTTP2Connection` per client, and forwards each call to the broker (GRPCServer+Calls.swift).
+final class GRPCServer {
+    /// Concurrent client connections. kube-apiserver holds one per KMS provider; probes and
+    /// operators add a few. Connections beyond this are accepted and closed at once, so the
+    /// listen backlog never fills with clients that will not be served.
+    static let maxConnections = 64
+    /// Read size per recv(2), shared by all connections.
+    static let readBufferBytes = 16 * 1024
+    /// Pause before accepting again after EMFILE/ENFILE (level-triggered epoll would spin).
+    static let acceptBackoffMillis: Int64 = 1_000
+    /// How long a broker request whose call is gone stays outstanding before it is forgotten:
+    /// the broker caps each request at the deadline it was given (at most
+    /// `Limits.maxDeadlineMillis`), so twice that is generous.
+    static let abandonGraceMillis = 2 * Int64(Limits.maxDeadlineMillis)
+
+    unowned let loop: EventLoop
+    let logger: Logger
+    let broker: BrokerClient
+    private let listenFD: Int32
+    private var accepting = false
+    var connections: [UInt64: HTTP2Connection] = [:]
+    private var nextConnectionID: UInt64 = 1
+    /// Broker requests in flight, by request id; kept after the call is gone until the broker
+    /// answers (so the answer is still decoded and checked) or the request is forgotten.
+    var calls: [UInt32: BrokerRoute] = [:]
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Called once every connection has closed while draining.
+    var onDrained: (() -> Void)?
+    private(set) var draining = false
+
+    /// Where a broker answer goes: the call's connection and stream, and how to decode it.
+    struct BrokerRoute {
+        var connectionID: UInt64
+        var streamID: Int32
+        var method: KMSMethod
+    }
+
+    init(listenFD: Int32, loop: EventLoop, broker: BrokerClient, logger: Logger) {
+        self.listenFD = listenFD
+        self.loop = loop
+        self.broker = broker
+        self.logger = logger
+        readBuffer = .allocate(byteCount: Self.readBufferBytes, alignment: 16)
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// Starts accepting; the listening socket is made non-blocking.
+    func startAccepting() throws(SystemError) {
+        try UnixSocket.setNonBlocking(listenFD)
+        try loop.register(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptAvailable() }
+        accepting = true
+    }
+
+    /// Stops accepting and closes the listening socket (the path, if any, is the owner's to unlink).
+    func stopAccepting() {
+        guard accepting else { return }
+        accepting = false
+        loop.unregister(fd: listenFD)
+        close(listenFD)
+    }
+
+    /// Drain: no new connections, GOAWAY on every connection; open calls run to completion.
+    func drain() {
+        draining = true
+        stopAccepting()
+        for connection in connections.values { connection.goAway() }
+        if connections.isEmpty { onDrained?() }
+    }
+
+    /// Answers every unanswered call with `status` and writes what can be written now (used
+    /// when the broker is gone or the drain time is up).
+    func failAll(_ status: GRPCStatus) {
+        for connection in connections.values.sorted(by: { $0.id < $1.id }) {
+            for stream in connection.streams.values.sorted(by: { $0.id < $1.id }) where !stream.answered {
+                complete(stream, on: connection, with: .failure(status))
+            }
+            connection.flush()
+        }
+    }
+
+    private func acceptAvailable() {
+        while accepting {
+            // accept4 is not exported by the Glibc module; the front never execs, so setting
+            // close-on-exec after accept leaves no window that matters.
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 {
+                switch errno {
+                case EINTR, ECONNABORTED: continue
+                case EAGAIN, EWOULDBLOCK: return
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    logger.warning("front.accept_paused", metadata: ["error": "\(SystemError("accept4"))"])
+                    pauseAccepting()
+                    return
+                default:
+                    logger.error("front.accept_failed", metadata: ["error": "\(SystemError("accept4"))"])
+                    return
+                }
+            }
+            guard connections.count < Self.maxConnections, !draining else {
+                logger.warning(
+                    "front.connection_refused",
+                    metadata: ["reason": "connection limit", "limit": "\(Self.maxConnections)"])
+                close(fd)
+                continue
+            }
+            let id = nextConnectionID
+            nextConnectionID += 1
+            do {
+                try UnixSocket.setNonBlocking(fd)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                let connection = try HTTP2Connection(id: id, fd: fd, loop: loop, readBuffer: readBuffer, delegate: self)
+                if !connection.isClosed { connections[id] = connection }
+                logger.debug("front.connection_opened", metadata: ["connection": "\(id)"])
+            } catch {
+                logger.error("front.connection_failed", metadata: ["error": "\(error)"])
+                close(fd)
+            }
+        }
+    }
+
+    private func pauseAccepting() {
+        loop.unregister(fd: listenFD)
+        loop.schedule(afterMillis: Self.acceptBackoffMillis) { [weak self] in
+            guard let self, self.accepting else { return }
+            do {
+                try self.loop.register(fd: self.listenFD, events: .readable) { [unowned self] _ in
+                    self.acceptAvailable()
+                }
+            } catch {
+                self.logger.error("front.accept_failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func connectionClosed(_ connection: HTTP2Connection) {
+        connections[connection.id] = nil
+        logger.debug("front.connection_closed", metadata: ["connection": "\(connection.id)"])
+        if draining && connections.isEmpty { onDrained?() }
+    }
+}

@@ -1,0 +1,47 @@
+// vault-kube-kms-front: the unprivileged gRPC front of vault-kube-kms. It holds no credential
+// and makes no outbound connection; every KMS call is forwarded to the broker. Parse, validate,
+// wire, run: everything else lives in the Front module.
+import ArgumentParser
+import Front
+
+struct FrontCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vault-kube-kms-front",
+        abstract: "The unprivileged KMS v2 gRPC front of vault-kube-kms (normally started by the broker).",
+        discussion: "Every option can also be set with its VAULT_KUBE_KMS_* environment variable; flags win.")
+
+    @Option(
+        name: .customLong("broker-fd"),
+        help: "Connected SOCK_SEQPACKET socket to the broker (VAULT_KUBE_KMS_BROKER_FD).")
+    var brokerFD: String?
+
+    @Option(help: "Broker socket to connect to, unix:///path (VAULT_KUBE_KMS_BROKER_ADDRESS).")
+    var brokerAddress: String?
+
+    @Option(name: .customLong("listen-fd"), help: "Listening SOCK_STREAM socket for gRPC (VAULT_KUBE_KMS_LISTEN_FD).")
+    var listenFD: String?
+
+    @Option(help: "gRPC socket to bind, unix:///path, mode 0660 (VAULT_KUBE_KMS_LISTEN_ADDRESS).")
+    var listenAddress: String?
+
+    @Option(help: "trace|debug|info|notice|warning|error|critical (VAULT_KUBE_KMS_LOG_LEVEL, default info).")
+    var logLevel: String?
+
+    @Option(help: "json|text (VAULT_KUBE_KMS_LOG_FORMAT, default json).")
+    var logFormat: String?
+
+    func run() throws {
+        let configuration: FrontConfiguration
+        do {
+            configuration = try FrontConfiguration(
+                brokerFD: brokerFD, brokerAddress: brokerAddress, listenFD: listenFD, listenAddress: listenAddress,
+                logLevel: logLevel, logFormat: logFormat)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let status = FrontProcess.run(configuration)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+FrontCommand.main()
