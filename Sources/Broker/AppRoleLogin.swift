@@ -1,0 +1,58 @@
+import KMSCore
+import KMSRuntime
+
+/// A Vault token with its lease, as returned by login or renew-self.
+struct VaultToken {
+    /// Vault tokens are short opaque ASCII strings (`hvs.` + base62, or a legacy UUID); 4 KiB
+    /// bounds what the broker stores and sends in a header.
+    static let maxBytes = 4096
+
+    let secret: SecretBytes
+    /// 0 means the token does not expire (e.g. a root token in tests).
+    let leaseSeconds: Int64
+    let renewable: Bool
+
+    /// Reads the `auth` block of a login or renew-self answer. The token goes straight into
+    /// `SecretBytes`; it must be printable ASCII without spaces, since it is sent as a header.
+    static func parse(_ response: VaultResponse) -> Result<VaultToken, VaultCallError> {
+        if let error = VaultErrorClassifier.classify(response) { return .failure(error) }
+        guard let auth = VaultJSON.decode(VaultJSON.AuthResponse.self, from: response.body)?.auth else {
+            return .failure(
+                VaultCallError(
+                    code: .internalError, status: response.status, reason: "auth block missing in vault answer"))
+        }
+        let utf8 = auth.client_token.utf8
+        guard !utf8.isEmpty, utf8.count <= maxBytes, utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            return .failure(
+                VaultCallError(
+                    code: .internalError, status: response.status, reason: "vault returned a malformed token"))
+        }
+        let token = VaultToken(
+            secret: SecretBytes(utf8), leaseSeconds: max(0, auth.lease_duration), renewable: auth.renewable)
+        return .success(token)
+    }
+}
+
+/// `POST auth/<mount>/login` with the role ID and the secret ID (re-read from its file by the
+/// caller at every login). No token is sent.
+struct AppRoleLogin {
+    let authMount: String
+    let roleID: String
+    let namespace: String?
+
+    func request(secretID: SecretBytes, timeoutMillis: Int) -> VaultRequest {
+        var body = JSONBodyBuilder(capacity: 64 + roleID.utf8.count + secretID.count * 6)
+        body.string("role_id", roleID)
+        body.secret("secret_id", secretID)
+        return VaultRequest(
+            method: .post, path: "auth/\(authMount)/login", body: body.finish(), namespace: namespace,
+            timeoutMillis: timeoutMillis)
+    }
+
+    /// `POST auth/token/renew-self` with the current token.
+    func renewRequest(token: SecretBytes, timeoutMillis: Int) -> VaultRequest {
+        VaultRequest(
+            method: .post, path: "auth/token/renew-self", token: token, namespace: namespace,
+            timeoutMillis: timeoutMillis)
+    }
+}

@@ -1,0 +1,172 @@
+import KMSRuntime
+
+/// Everything the broker needs to reach Vault, as parsed by `main` from flags and environment.
+/// Nothing here is secret: the secret ID stays in its file and is read at every login.
+public struct BrokerConfiguration: Sendable {
+    /// Vault's base address, e.g. `http://127.0.0.1:8200` (no path, no trailing `/v1`).
+    public var vaultAddress: String
+    /// `<mount>/keys/<name>`; the mount may contain slashes (`kms/transit/keys/kek`).
+    public var vaultKeyPath: String
+    /// The AppRole auth mount (`auth/<authMount>/login`).
+    public var authMount: String
+    /// The AppRole role ID (not secret: it identifies the role, the secret ID authenticates).
+    public var roleID: String
+    /// Path of the 0400 file holding the AppRole secret ID; re-read at every login.
+    public var secretIDPath: String
+    /// Sent as `X-Vault-Namespace` on Transit calls (and on login unless `authNamespace` is set).
+    public var vaultNamespace: String?
+    /// Sent as `X-Vault-Namespace` on login and token calls; nil means `vaultNamespace`.
+    public var authNamespace: String?
+    /// PEM CA bundle for verifying Vault's certificate; nil means the system trust store.
+    public var caFile: String?
+    /// TCP + TLS connect timeout of every Vault request.
+    public var connectTimeoutMillis: Int
+    /// Timeout of a Vault call when the front gave no deadline, and of the broker's own calls.
+    public var requestTimeoutMillis: Int
+    /// Interval of the background key metadata probe; also the minimum interval between the
+    /// metadata refreshes that an unknown Decrypt version may trigger.
+    public var keyCheckIntervalMillis: Int
+
+    public init(
+        vaultAddress: String,
+        vaultKeyPath: String,
+        authMount: String = "approle",
+        roleID: String,
+        secretIDPath: String,
+        vaultNamespace: String? = nil,
+        authNamespace: String? = nil,
+        caFile: String? = nil,
+        connectTimeoutMillis: Int = 5000,
+        requestTimeoutMillis: Int = 10_000,
+        keyCheckIntervalMillis: Int = 30_000
+    ) {
+        self.vaultAddress = vaultAddress
+        self.vaultKeyPath = vaultKeyPath
+        self.authMount = authMount
+        self.roleID = roleID
+        self.secretIDPath = secretIDPath
+        self.vaultNamespace = vaultNamespace
+        self.authNamespace = authNamespace
+        self.caFile = caFile
+        self.connectTimeoutMillis = connectTimeoutMillis
+        self.requestTimeoutMillis = requestTimeoutMillis
+        self.keyCheckIntervalMillis = keyCheckIntervalMillis
+    }
+
+    /// Checks every field and returns a normalised copy (address without trailing `/`, empty
+    /// namespaces as nil). Messages name the flag's meaning and never contain a secret.
+    public func validated() throws(ConfigurationError) -> BrokerConfiguration {
+        var copy = self
+        copy.vaultAddress = try Self.validateAddress(vaultAddress)
+        _ = try TransitKeyPath(parsing: vaultKeyPath)
+        try Self.validateMount(authMount, what: "auth mount")
+        guard !roleID.isEmpty, roleID.utf8.count <= 256, roleID.unicodeScalars.allSatisfy(Self.isPrintableASCII) else {
+            throw ConfigurationError("AppRole role ID must be 1-256 printable ASCII characters")
+        }
+        guard secretIDPath.hasPrefix("/") else {
+            throw ConfigurationError("secret-ID path must be absolute (got \(secretIDPath.debugDescription))")
+        }
+        copy.vaultNamespace = try Self.validateNamespace(vaultNamespace, what: "Vault namespace")
+        copy.authNamespace = try Self.validateNamespace(authNamespace, what: "Vault auth namespace")
+        if let caFile, caFile.isEmpty { copy.caFile = nil }
+        for (name, value) in [
+            ("connect timeout", connectTimeoutMillis), ("request timeout", requestTimeoutMillis),
+            ("key check interval", keyCheckIntervalMillis),
+        ] {
+            guard (1...3_600_000).contains(value) else {
+                throw ConfigurationError("\(name) must be between 1 ms and 1 h (got \(value) ms)")
+            }
+        }
+        return copy
+    }
+
+    /// The namespace for login and token calls.
+    var effectiveAuthNamespace: String? { authNamespace ?? vaultNamespace }
+
+    static func validateAddress(_ address: String) throws(ConfigurationError) -> String {
+        var trimmed = address
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        let rest: Substring
+        if trimmed.hasPrefix("https://") {
+            rest = trimmed.dropFirst("https://".count)
+        } else if trimmed.hasPrefix("http://") {
+            rest = trimmed.dropFirst("http://".count)
+        } else {
+            throw ConfigurationError(
+                "Vault address must start with http:// or https:// (got \(address.debugDescription))")
+        }
+        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), !rest.contains("#"),
+            rest.unicodeScalars.allSatisfy(isPrintableASCII)
+        else {
+            throw ConfigurationError(
+                "Vault address must be scheme://host[:port] without path or user info (got \(address.debugDescription))"
+            )
+        }
+        return trimmed
+    }
+
+    static func validateMount(_ mount: String, what: String) throws(ConfigurationError) {
+        guard !mount.isEmpty else { throw ConfigurationError("\(what) is empty") }
+        guard !mount.hasPrefix("/"), !mount.hasSuffix("/") else {
+            throw ConfigurationError("\(what) \(mount.debugDescription) must not start or end with /")
+        }
+        guard !mount.contains("//") else { throw ConfigurationError("\(what) \(mount.debugDescription) contains //") }
+        let segments = mount.split(separator: "/")
+        guard !segments.contains(where: { $0 == ".." || $0 == "." }) else {
+            throw ConfigurationError("\(what) \(mount.debugDescription) contains a . or .. segment")
+        }
+        guard mount.unicodeScalars.allSatisfy({ isWordCharacter($0) || $0 == "-" || $0 == "." || $0 == "/" }) else {
+            throw ConfigurationError("\(what) \(mount.debugDescription) may contain only letters, digits, _ - . and /")
+        }
+    }
+
+    static func validateNamespace(_ namespace: String?, what: String) throws(ConfigurationError) -> String? {
+        guard var namespace, !namespace.isEmpty else { return nil }
+        while namespace.hasSuffix("/") { namespace.removeLast() }
+        guard !namespace.isEmpty else { return nil }
+        try validateMount(namespace, what: what)
+        return namespace
+    }
+
+    static func isWordCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9", "_": true
+        default: false
+        }
+    }
+
+    static func isPrintableASCII(_ scalar: Unicode.Scalar) -> Bool { (0x21...0x7E).contains(scalar.value) }
+}
+
+/// `--vault-key-path` split into the Transit mount and the key name, at the LAST `/keys/`.
+public struct TransitKeyPath: Equatable, Sendable {
+    public let mount: String
+    public let keyName: String
+
+    public init(parsing path: String) throws(ConfigurationError) {
+        let bytes = Array(path.utf8)
+        let marker = Array("/keys/".utf8)
+        guard bytes.count >= marker.count,
+            let start = (0...(bytes.count - marker.count)).reversed().first(where: {
+                bytes[$0..<$0 + marker.count].elementsEqual(marker)
+            })
+        else {
+            throw ConfigurationError(
+                "Vault key path \(path.debugDescription) must look like <transit mount>/keys/<key name>")
+        }
+        let mount = String(decoding: bytes[..<start], as: UTF8.self)
+        let name = String(decoding: bytes[(start + marker.count)...], as: UTF8.self)
+        try BrokerConfiguration.validateMount(mount, what: "Transit mount of the key path")
+        guard let first = name.unicodeScalars.first, let last = name.unicodeScalars.last,
+            BrokerConfiguration.isWordCharacter(first), BrokerConfiguration.isWordCharacter(last),
+            name.unicodeScalars.allSatisfy({ BrokerConfiguration.isWordCharacter($0) || $0 == "-" || $0 == "." }),
+            name.utf8.count <= 128
+        else {
+            throw ConfigurationError(
+                "Transit key name \(name.debugDescription) must be word characters, - and ., starting and ending with a word character"
+            )
+        }
+        self.mount = mount
+        self.keyName = name
+    }
+}

@@ -1,0 +1,127 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+/// The handlers named in `DispatchTable`. Each checks the meaning of a request whose shape the
+/// table has already checked, answers with a code, and never forwards Vault's text.
+extension BrokerService {
+    func answerHello(_ connection: FrontConnection, _ requestID: UInt32, _ hello: HelloRequest) {
+        logger.info(
+            "broker.front.hello",
+            metadata: ["front_version": "\(hello.frontVersion)", "connection": "\(connection.serial)"])
+        let answer = HelloAnswer(
+            code: .ok, brokerVersion: Self.softwareVersion, maxInFlight: UInt32(Limits.maxInFlightPerFront))
+        connection.answer(.helloRequest, requestID, payload: answer.payload())
+        connection.becomeReady()
+    }
+
+    /// From the cache only: no Vault call.
+    func answerStatus(_ connection: FrontConnection, _ requestID: UInt32) {
+        let keyID = keyProbe.cache.activeKeyID?.description ?? ""
+        let answer = StatusAnswer(code: .ok, healthz: healthReason, keyID: keyID)
+        connection.answer(.statusRequest, requestID, payload: answer.payload())
+    }
+
+    func answerHeartbeat(_ connection: FrontConnection, _ requestID: UInt32) {
+        connection.answer(.heartbeatRequest, requestID, payload: HeartbeatAnswer(code: .ok).payload())
+    }
+
+    /// Encrypts with the active version, named explicitly, and answers that version's key_id.
+    func startEncrypt(_ connection: FrontConnection, _ requestID: UInt32, _ request: EncryptRequest) {
+        func fail(_ code: BrokerErrorCode) {
+            connection.answer(.encryptRequest, requestID, payload: EncryptAnswer(code: code).payload())
+        }
+        guard lifecycle == .running, tokens.currentToken != nil, let version = keyProbe.cache.activeVersion,
+            let keyID = keyProbe.cache.activeKeyID
+        else { return fail(.notReady) }
+        guard connection.beginVaultRequest() else { return fail(.tooManyRequests) }
+        let started = EventLoop.nowNanos()
+        transit.encrypt(
+            plaintext: request.plaintext, version: version, uid: request.uid,
+            deadlineMillis: deadline(request.deadlineMillis)
+        ) { [weak self] result in
+            connection.endVaultRequest()
+            switch result {
+            case .success(let ciphertext):
+                let answer = EncryptAnswer(code: .ok, ciphertext: ciphertext, keyID: keyID.description)
+                connection.answer(.encryptRequest, requestID, payload: answer.payload())
+            case .failure(let error):
+                self?.logVaultFailure("encrypt", error, started: started)
+                fail(error.code)
+            }
+        }
+    }
+
+    /// Decrypts only when the request's key_id is the one derived for the ciphertext's version.
+    func startDecrypt(_ connection: FrontConnection, _ requestID: UInt32, _ request: DecryptRequest) {
+        func fail(_ code: BrokerErrorCode, _ reason: String? = nil) {
+            if let reason {
+                logger.info(
+                    "broker.decrypt.refused", metadata: ["reason": "\(reason)", "connection": "\(connection.serial)"])
+            }
+            connection.answer(.decryptRequest, requestID, payload: DecryptAnswer(code: code).payload())
+        }
+        guard lifecycle == .running, tokens.currentToken != nil else { return fail(.notReady) }
+        guard let prefix = VaultCiphertextPrefix(parsing: request.ciphertext),
+            let bodyStart = request.ciphertext.indices.dropFirst(VaultCiphertextPrefix.marker.utf8.count)
+                .first(where: { request.ciphertext[$0] == UInt8(ascii: ":") }),
+            Base64.isStandardBase64(request.ciphertext[(bodyStart + 1)...])
+        else { return fail(.invalidRequest, "ciphertext is not vault:v<N>:<base64>") }
+        guard let requested = KeyID(parsing: request.keyID), requested.version == prefix.version else {
+            return fail(.unknownKeyID, "key_id does not name the ciphertext's version")
+        }
+        guard connection.beginVaultRequest() else { return fail(.tooManyRequests) }
+        let deadlineMillis = deadline(request.deadlineMillis)
+        checkKnown(requested) { [weak self] known in
+            guard let self else { return }
+            guard known else {
+                connection.endVaultRequest()
+                return fail(.unknownKeyID, "key_id not derivable for version \(prefix.version)")
+            }
+            let started = EventLoop.nowNanos()
+            self.transit.decrypt(ciphertext: request.ciphertext, uid: request.uid, deadlineMillis: deadlineMillis) {
+                result in
+                connection.endVaultRequest()
+                switch result {
+                case .success(let plaintext):
+                    connection.answer(
+                        .decryptRequest, requestID, payload: DecryptAnswer(code: .ok, plaintext: plaintext).payload())
+                case .failure(let error):
+                    self.logVaultFailure("decrypt", error, started: started)
+                    fail(error.code)
+                }
+            }
+        }
+    }
+
+    /// True when the cache derives exactly `keyID` for its version. A version newer than every
+    /// cached one triggers one rate-limited metadata refresh before the answer.
+    private func checkKnown(_ keyID: KeyID, completion: @escaping (Bool) -> Void) {
+        let cache = keyProbe.cache
+        if cache.keyID(forVersion: keyID.version) == keyID { return completion(true) }
+        let newest = cache.keyIDs.keys.max() ?? 0
+        guard keyID.version > newest else { return completion(false) }
+        keyProbe.refreshForNewerVersion { [weak self] refreshed in
+            guard let self, refreshed else { return completion(false) }
+            completion(self.keyProbe.cache.keyID(forVersion: keyID.version) == keyID)
+        }
+    }
+
+    /// The absolute deadline for a request: the front's remaining gRPC deadline (capped at
+    /// `Limits.maxDeadlineMillis`), or the configured request timeout when none was given.
+    func deadline(_ deadlineMillis: UInt32) -> Int64 {
+        let budget =
+            deadlineMillis == 0
+            ? Int64(configuration.requestTimeoutMillis) : Int64(min(deadlineMillis, Limits.maxDeadlineMillis))
+        return EventLoop.nowMillis() + budget
+    }
+
+    private func logVaultFailure(_ operation: String, _ error: VaultCallError, started: UInt64) {
+        logger.warning(
+            "broker.vault.failed",
+            metadata: [
+                "op": "\(operation)", "code": "\(error.code)", "status": "\(error.status)", "reason": "\(error.reason)",
+                "millis": "\((EventLoop.nowNanos() - started) / 1_000_000)",
+            ])
+    }
+}

@@ -1,0 +1,169 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The credential broker: logs in to Vault, holds the token, keeps the key metadata, and serves
+/// the broker protocol to front connections. Runs entirely on one `EventLoop` (single thread).
+///
+/// The front is untrusted: every packet goes through `DispatchTable` (deny by default), every
+/// request's meaning is checked before Vault is called, and answers carry only error codes.
+public final class BrokerService {
+    /// Reported to the front in the HELLO answer.
+    public static let softwareVersion = "0.1.0"
+    /// Upper bound on how long `shutdown` waits for Vault calls in flight.
+    static let maxShutdownDrainMillis: Int64 = 5000
+
+    enum Lifecycle: Equatable {
+        case initial
+        case running
+        case draining
+        case stopped
+    }
+
+    let configuration: BrokerConfiguration
+    let loop: EventLoop
+    let logger: Logger
+    let transport: any VaultTransport
+    let tokens: TokenLifecycle
+    let transit: TransitClient
+    let keyProbe: KeyProbe
+    private(set) var lifecycle: Lifecycle = .initial
+    private var connections: [UInt64: FrontConnection] = [:]
+    private var nextConnectionSerial: UInt64 = 1
+
+    /// Validates the configuration and reads and checks the secret-ID file once, so that a bad
+    /// file stops startup with a clear error. Nothing is sent to Vault before `start()`.
+    public convenience init(configuration: BrokerConfiguration, loop: EventLoop, logger: Logger)
+        throws(ConfigurationError)
+    {
+        let checked = try configuration.validated()
+        try Self.checkSecretIDFile(checked.secretIDPath)
+        let transport = try CurlMultiTransport(
+            loop: loop,
+            options: .init(
+                baseURL: checked.vaultAddress, caFile: checked.caFile,
+                connectTimeoutMillis: checked.connectTimeoutMillis))
+        try self.init(configuration: checked, loop: loop, logger: logger, transport: transport)
+    }
+
+    /// The same with any transport (tests use a scripted one).
+    init(configuration: BrokerConfiguration, loop: EventLoop, logger: Logger, transport: any VaultTransport)
+        throws(ConfigurationError)
+    {
+        let checked = try configuration.validated()
+        try Self.checkSecretIDFile(checked.secretIDPath)
+        let keyPath = try TransitKeyPath(parsing: checked.vaultKeyPath)
+        self.configuration = checked
+        self.loop = loop
+        self.logger = logger
+        self.transport = transport
+        tokens = TokenLifecycle(
+            loop: loop, transport: transport,
+            login: AppRoleLogin(
+                authMount: checked.authMount, roleID: checked.roleID, namespace: checked.effectiveAuthNamespace),
+            secretIDPath: checked.secretIDPath, requestTimeoutMillis: checked.requestTimeoutMillis, logger: logger)
+        transit = TransitClient(
+            keyPath: keyPath, namespace: checked.vaultNamespace, loop: loop, transport: transport, tokens: tokens)
+        keyProbe = KeyProbe(
+            loop: loop, transit: transit, namespace: checked.vaultNamespace ?? "",
+            intervalMillis: checked.keyCheckIntervalMillis,
+            requestTimeoutMillis: checked.requestTimeoutMillis, logger: logger)
+        tokens.onLogin = { [weak self] in self?.keyProbe.probe() }
+    }
+
+    private static func checkSecretIDFile(_ path: String) throws(ConfigurationError) {
+        do {
+            _ = try SecretIDFile.load(path: path)
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+    }
+
+    /// Begins login and the key metadata probe on the loop.
+    public func start() {
+        guard lifecycle == .initial else { return }
+        lifecycle = .running
+        logger.info(
+            "broker.start", metadata: ["vault": "\(configuration.vaultAddress)", "key": "\(transit.keyMetadataPath)"])
+        tokens.start()
+        keyProbe.startPeriodic()
+    }
+
+    /// Serves the broker protocol on a connected SOCK_SEQPACKET `fd` (the service owns and closes
+    /// it). `onHello` runs after the front's valid HELLO; `onClose` when the connection ends.
+    public func attachFront(fd: Int32, onHello: @escaping () -> Void, onClose: @escaping () -> Void) {
+        let serial = nextConnectionSerial
+        nextConnectionSerial += 1
+        let connection = FrontConnection(
+            fd: fd, serial: serial, loop: loop, logger: logger, service: self, onHello: onHello, onClose: onClose)
+        var metadata: Logger.Metadata = ["connection": "\(serial)"]
+        if let peer = UnixSocket.peerCredentials(fd) {
+            metadata["peer_uid"] = "\(peer.uid)"
+            metadata["peer_pid"] = "\(peer.pid)"
+        }
+        do {
+            try connection.start()
+        } catch {
+            logger.error("broker.front.attach_failed", metadata: ["reason": "\(error)", "connection": "\(serial)"])
+            close(fd)
+            loop.schedule(afterMillis: 0) { onClose() }
+            return
+        }
+        connections[serial] = connection
+        logger.info("broker.front.attached", metadata: metadata)
+    }
+
+    /// `ok` when logged in, the key metadata was read and the key is usable; else a short reason.
+    public var healthReason: String {
+        switch lifecycle {
+        case .draining, .stopped: return "shutting down"
+        case .initial, .running: break
+        }
+        if let reason = tokens.healthReason { return reason }
+        switch keyProbe.health {
+        case .unknown: return "key metadata not read yet"
+        case .unhealthy(let reason): return reason
+        case .healthy: return "ok"
+        }
+    }
+
+    /// Stops renewing and probing, waits (at most `min(requestTimeout, 5 s)`) for the Vault calls
+    /// in flight to finish and be answered, cancels whatever is left, then calls `completion`.
+    public func shutdown(completion: @escaping () -> Void) {
+        guard lifecycle == .initial || lifecycle == .running else {
+            loop.schedule(afterMillis: 0) { completion() }
+            return
+        }
+        lifecycle = .draining
+        logger.info("broker.shutdown", metadata: ["vault_in_flight": "\(transport.inFlightCount)"])
+        keyProbe.stop()
+        tokens.stop()
+        let giveUpAt =
+            EventLoop.nowMillis() + min(Int64(configuration.requestTimeoutMillis), Self.maxShutdownDrainMillis)
+        drain(until: giveUpAt, completion: completion)
+    }
+
+    private func drain(until giveUpAt: Int64, completion: @escaping () -> Void) {
+        guard transport.inFlightCount > 0, EventLoop.nowMillis() < giveUpAt else {
+            transport.cancelAll()
+            lifecycle = .stopped
+            completion()
+            return
+        }
+        loop.schedule(afterMillis: 10) { [weak self] in self?.drain(until: giveUpAt, completion: completion) }
+    }
+
+    func connectionClosed(_ connection: FrontConnection) {
+        connections[connection.serial] = nil
+    }
+
+    /// Front connections currently open (for tests and metrics).
+    var openConnectionCount: Int { connections.count }
+
+    /// Requests waiting for Vault over all front connections.
+    var frontRequestsInFlight: Int { connections.values.reduce(0) { $0 + $1.inFlight } }
+}

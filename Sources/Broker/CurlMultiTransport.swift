@@ -1,0 +1,158 @@
+import CCurl
+import KMSRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The production `VaultTransport`: libcurl's multi-socket interface driven by the broker's
+/// `EventLoop`. libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to
+/// wake it (CURLMOPT_TIMERFUNCTION); we feed events back with `curl_multi_socket_action` and
+/// collect finished transfers with `curl_multi_info_read`. Each request gets a fresh easy handle;
+/// connections stay alive in the multi handle's connection cache between requests.
+final class CurlMultiTransport: VaultTransport {
+    struct Options: Sendable {
+        /// `scheme://host[:port]`, validated, without trailing slash.
+        var baseURL: String
+        var caFile: String?
+        var connectTimeoutMillis: Int
+    }
+
+    private let loop: EventLoop
+    private let options: Options
+    private let multi: UnsafeMutableRawPointer
+    private var transfers: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    private var watchedSockets: Set<Int32> = []
+    private var timer: EventLoop.TimerID?
+
+    init(loop: EventLoop, options: Options) throws(ConfigurationError) {
+        // CURL_GLOBAL_DEFAULT (SSL | WIN32); reference-counted by libcurl, released in deinit.
+        guard curl_global_init(3) == CURLE_OK else { throw ConfigurationError("libcurl global initialisation failed") }
+        guard let multi = curl_multi_init() else {
+            curl_global_cleanup()
+            throw ConfigurationError("libcurl multi handle could not be created")
+        }
+        self.loop = loop
+        self.options = options
+        self.multi = multi
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = kms_curl_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, me)
+        _ = kms_curl_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, me)
+        _ = kms_curl_multi_setopt_socket_cb(multi) { _, socket, what, userp, _ in
+            guard let userp else { return 0 }
+            Unmanaged<CurlMultiTransport>.fromOpaque(userp).takeUnretainedValue().watch(socket: socket, what: what)
+            return 0
+        }
+        _ = kms_curl_multi_setopt_timer_cb(multi) { _, timeoutMillis, userp in
+            guard let userp else { return 0 }
+            Unmanaged<CurlMultiTransport>.fromOpaque(userp).takeUnretainedValue().setTimer(millis: timeoutMillis)
+            return 0
+        }
+    }
+
+    deinit {
+        if let timer { loop.cancel(timer) }
+        for socket in watchedSockets { loop.unregister(fd: socket) }
+        watchedSockets.removeAll()
+        _ = kms_curl_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, nil)
+        _ = kms_curl_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, nil)
+        for (easy, transfer) in transfers {
+            curl_multi_remove_handle(multi, easy)
+            transfer.release()
+        }
+        transfers.removeAll()
+        curl_multi_cleanup(multi)
+        curl_global_cleanup()
+    }
+
+    var inFlightCount: Int { transfers.count }
+
+    func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
+        guard let transfer = CurlTransfer(request: request, options: options, completion: completion) else {
+            loop.schedule(afterMillis: 0) { completion(.failed(.other("could not prepare the request"))) }
+            return
+        }
+        guard curl_multi_add_handle(multi, transfer.easy) == CURLM_OK else {
+            transfer.release()
+            loop.schedule(afterMillis: 0) { completion(.failed(.other("could not start the request"))) }
+            return
+        }
+        transfers[transfer.easy] = transfer
+    }
+
+    func cancelAll() {
+        let cancelled = transfers
+        transfers.removeAll()
+        for (easy, transfer) in cancelled {
+            curl_multi_remove_handle(multi, easy)
+            transfer.release()
+        }
+        for (_, transfer) in cancelled { transfer.completion(.failed(.cancelled)) }
+    }
+
+    // MARK: libcurl callbacks (never call back into libcurl from here)
+
+    private func watch(socket: Int32, what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            if watchedSockets.remove(socket) != nil { loop.unregister(fd: socket) }
+            return
+        }
+        var events: EventLoop.Events = []
+        if what & CURL_POLL_IN != 0 { events.insert(.readable) }
+        if what & CURL_POLL_OUT != 0 { events.insert(.writable) }
+        if watchedSockets.contains(socket) {
+            loop.modify(fd: socket, events: events)
+            return
+        }
+        do {
+            try loop.register(fd: socket, events: events) { [weak self] ready in self?.socketReady(socket, ready) }
+            watchedSockets.insert(socket)
+        } catch {
+            // The transfer on this socket will time out; nothing else can be done from a callback.
+        }
+    }
+
+    private func setTimer(millis: Int) {
+        if let timer { loop.cancel(timer) }
+        timer = nil
+        guard millis >= 0 else { return }
+        timer = loop.schedule(afterMillis: Int64(millis)) { [weak self] in
+            guard let self else { return }
+            self.timer = nil
+            self.socketAction(socket: -1, mask: 0)  // CURL_SOCKET_TIMEOUT
+        }
+    }
+
+    // MARK: event loop side
+
+    private func socketReady(_ socket: Int32, _ events: EventLoop.Events) {
+        var mask: Int32 = 0
+        if !events.intersection([.readable, .hangup, .peerClosed]).isEmpty { mask |= CURL_CSELECT_IN }
+        if events.contains(.writable) { mask |= CURL_CSELECT_OUT }
+        if events.contains(.error) { mask |= CURL_CSELECT_ERR }
+        socketAction(socket: socket, mask: mask)
+    }
+
+    private func socketAction(socket: Int32, mask: Int32) {
+        var running: Int32 = 0
+        _ = curl_multi_socket_action(multi, socket, mask, &running)
+        collectFinished()
+    }
+
+    private func collectFinished() {
+        var finished: [(UnsafeMutableRawPointer, CURLcode)] = []
+        var queued: Int32 = 0
+        while let message = curl_multi_info_read(multi, &queued) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            finished.append((easy, message.pointee.data.result))
+        }
+        // The messages are invalid once a handle is removed, so removal happens after the drain.
+        for (easy, code) in finished {
+            guard let transfer = transfers.removeValue(forKey: easy) else { continue }
+            curl_multi_remove_handle(multi, easy)
+            let response = transfer.response(code: code)
+            transfer.release()
+            transfer.completion(response)
+        }
+    }
+}

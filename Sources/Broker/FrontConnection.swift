@@ -1,0 +1,153 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One connected front on a SOCK_SEQPACKET socket. Reads packets, runs each through the dispatch
+/// table, and writes answers. Any protocol violation logs one `broker.reject` line and closes
+/// this connection (and only this one).
+final class FrontConnection {
+    /// Packets handled per readable event before yielding to the rest of the loop.
+    static let maxPacketsPerTurn = 64
+    /// Answers waiting for the socket to become writable. A front that stops reading its answers
+    /// while sending requests is dropped when this fills up.
+    static let maxQueuedAnswers = 2 * Limits.maxInFlightPerFront
+
+    let fd: Int32
+    let serial: UInt64
+    private let loop: EventLoop
+    private let logger: Logger
+    private unowned let service: BrokerService
+    private let onHello: () -> Void
+    private let onClose: () -> Void
+
+    private(set) var state: FrontState = .awaitingHello
+    private var seenOnce: Set<BrokerMessageType> = []
+    /// Requests waiting for Vault (or for a key refresh) on this connection.
+    private(set) var inFlight = 0
+    private(set) var isOpen = true
+    private var queuedAnswers: [[UInt8]] = []
+
+    init(
+        fd: Int32, serial: UInt64, loop: EventLoop, logger: Logger, service: BrokerService,
+        onHello: @escaping () -> Void, onClose: @escaping () -> Void
+    ) {
+        self.fd = fd
+        self.serial = serial
+        self.loop = loop
+        self.logger = logger
+        self.service = service
+        self.onHello = onHello
+        self.onClose = onClose
+    }
+
+    func start() throws(SystemError) {
+        try UnixSocket.setNonBlocking(fd)
+        try loop.register(fd: fd, events: [.readable, .peerClosed]) { [weak self] events in self?.ready(events) }
+    }
+
+    // MARK: input
+
+    private func ready(_ events: EventLoop.Events) {
+        if events.contains(.writable) { flush() }
+        guard isOpen else { return }
+        if !events.intersection([.readable, .hangup, .error, .peerClosed]).isEmpty { readPackets() }
+    }
+
+    private func readPackets() {
+        for _ in 0..<Self.maxPacketsPerTurn {
+            guard isOpen else { return }
+            switch UnixSocket.receivePacket(fd, limit: Limits.maxBrokerPacketBytes) {
+            case .packet(let packet): handle(packet)
+            case .oversized(let size): return reject(reason: BrokerProtocolError.oversized(size).description, type: "-")
+            case .wouldBlock: return
+            case .closed: return close(reason: "front closed the connection")
+            }
+        }
+    }
+
+    private func handle(_ packet: [UInt8]) {
+        switch DispatchTable.admit(packet: packet, state: state, seen: seenOnce) {
+        case .reject(let reason, let type):
+            reject(reason: reason, type: type)
+        case .admit(let frame, let rule):
+            if rule.onceOnly { seenOnce.insert(frame.type) }
+            do throws(BrokerProtocolError) {
+                try rule.dispatch(service, self, frame.requestID, frame.payload)
+            } catch {
+                reject(reason: error.description, type: "\(frame.type)")
+            }
+        }
+    }
+
+    // MARK: state changes requested by handlers
+
+    func becomeReady() {
+        guard state == .awaitingHello else { return }
+        state = .ready
+        onHello()
+    }
+
+    /// Takes an in-flight slot for a request that waits for Vault; false when all
+    /// `Limits.maxInFlightPerFront` slots are taken (the handler answers `.tooManyRequests`).
+    func beginVaultRequest() -> Bool {
+        guard inFlight < Limits.maxInFlightPerFront else { return false }
+        inFlight += 1
+        return true
+    }
+
+    func endVaultRequest() { inFlight = max(0, inFlight - 1) }
+
+    // MARK: output
+
+    /// Sends the answer to `request` (type request + 1, same request id). Dropped silently if the
+    /// connection has been closed meanwhile.
+    func answer(_ request: BrokerMessageType, _ requestID: UInt32, payload: [UInt8]) {
+        guard isOpen, let answerType = request.answerType else { return }
+        let packet = BrokerFrame(type: answerType, requestID: requestID, payload: payload).encoded()
+        if queuedAnswers.isEmpty && UnixSocket.sendPacket(fd, packet) { return }
+        if errno != EAGAIN && errno != EWOULDBLOCK && queuedAnswers.isEmpty {
+            return close(reason: "send failed: \(SystemError("send"))")
+        }
+        guard queuedAnswers.count < Self.maxQueuedAnswers else {
+            return reject(reason: "front is not reading its answers", type: "\(answerType)")
+        }
+        queuedAnswers.append(packet)
+        loop.modify(fd: fd, events: [.readable, .peerClosed, .writable])
+    }
+
+    private func flush() {
+        while let packet = queuedAnswers.first {
+            guard UnixSocket.sendPacket(fd, packet) else {
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                return close(reason: "send failed: \(SystemError("send"))")
+            }
+            queuedAnswers.removeFirst()
+        }
+        loop.modify(fd: fd, events: [.readable, .peerClosed])
+    }
+
+    // MARK: closing
+
+    private func reject(reason: String, type: String) {
+        logger.warning(
+            "broker.reject", metadata: ["reason": "\(reason)", "type": "\(type)", "connection": "\(serial)"])
+        close(reason: nil)
+    }
+
+    func close(reason: String?) {
+        guard isOpen else { return }
+        isOpen = false
+        if let reason {
+            logger.info("broker.front.closed", metadata: ["reason": "\(reason)", "connection": "\(serial)"])
+        }
+        loop.unregister(fd: fd)
+        Glibc.close(fd)
+        queuedAnswers.removeAll()
+        onClose()
+        service.connectionClosed(self)
+    }
+}

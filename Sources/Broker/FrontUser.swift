@@ -1,0 +1,68 @@
+import KMSRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The account the front runs as (`--front-user`, a name or a numeric uid; default `nobody`).
+public struct FrontUser: Equatable, Sendable, CustomStringConvertible {
+    public let uid: uid_t
+    public let gid: gid_t
+    public let name: String
+
+    public init(uid: uid_t, gid: gid_t, name: String) {
+        self.uid = uid
+        self.gid = gid
+        self.name = name
+    }
+
+    /// Resolves a user name or uid through NSS. A numeric uid without a passwd entry uses its own
+    /// number as gid (as container runtimes do for arbitrary uids).
+    public static func resolve(_ spec: String) throws(ConfigurationError) -> FrontUser {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        if let uid = UInt32(spec) {
+            if getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, let found = result {
+                return FrontUser(
+                    uid: found.pointee.pw_uid, gid: found.pointee.pw_gid, name: String(cString: found.pointee.pw_name))
+            }
+            return FrontUser(uid: uid, gid: uid, name: spec)
+        }
+        guard getpwnam_r(spec, &entry, &buffer, buffer.count, &result) == 0, let found = result else {
+            throw ConfigurationError("front user \(spec.debugDescription) does not exist")
+        }
+        return FrontUser(
+            uid: found.pointee.pw_uid, gid: found.pointee.pw_gid, name: String(cString: found.pointee.pw_name))
+    }
+
+    public var description: String { "\(name) (uid \(uid), gid \(gid))" }
+}
+
+/// Whether the front may be started as `user` by a broker running with `brokerUID`, and how.
+public enum FrontPrivilegePlan: Equatable, Sendable {
+    /// The broker is privileged: the child switches to the front user and drops everything.
+    case switchUser(FrontUser)
+    /// Development only (`--insecure-same-user`): the front runs under the broker's own uid.
+    case sameUserInsecure
+
+    public static func decide(
+        user: FrontUser, brokerEUID: uid_t, insecureSameUser: Bool
+    ) throws(ConfigurationError) -> FrontPrivilegePlan {
+        if brokerEUID == 0 {
+            guard user.uid != 0 else { throw ConfigurationError("refusing to run the front as root; set --front-user") }
+            return .switchUser(user)
+        }
+        if user.uid != brokerEUID && !insecureSameUser {
+            throw ConfigurationError(
+                "the broker runs as uid \(brokerEUID) without the privilege to start the front as \(user); "
+                    + "start it as root (it drops to the front user), use the split topology, "
+                    + "or pass --insecure-same-user (development only)")
+        }
+        guard insecureSameUser else {
+            throw ConfigurationError(
+                "the front would run under the broker's own uid \(brokerEUID); refusing without --insecure-same-user")
+        }
+        return .sameUserInsecure
+    }
+}

@@ -1,0 +1,120 @@
+import KMSCore
+
+/// Key metadata as read from `GET <mount>/keys/<name>`, reduced to what the broker uses.
+struct KeyMetadata: Equatable {
+    static let requiredType = "aes256-gcm96"
+
+    var type: String
+    var latestVersion: UInt32
+    var minDecryptionVersion: UInt32
+    /// Creation time (Unix seconds) of every version Vault still lists.
+    var creationTimes: [UInt32: Int64]
+
+    /// Reduces Vault's answer; nil when it is not a usable key description.
+    init?(_ response: VaultJSON.KeyResponse) {
+        let data = response.data
+        guard let latest = UInt32(exactly: data.latest_version), latest >= 1,
+            let minimum = UInt32(exactly: max(0, data.min_decryption_version))
+        else { return nil }
+        var times: [UInt32: Int64] = [:]
+        for (versionText, time) in data.keys {
+            guard let version = parseVersionNumber(versionText) else { return nil }
+            if let seconds = time.seconds { times[version] = seconds }
+        }
+        self.init(type: data.type, latestVersion: latest, minDecryptionVersion: minimum, creationTimes: times)
+    }
+
+    init(type: String, latestVersion: UInt32, minDecryptionVersion: UInt32, creationTimes: [UInt32: Int64]) {
+        self.type = type
+        self.latestVersion = latestVersion
+        self.minDecryptionVersion = minDecryptionVersion
+        self.creationTimes = creationTimes
+    }
+}
+
+/// Decides which observed `latest_version` becomes the active (encrypting) version. Today a new
+/// version is adopted at once; the rotation damping (adopt after two consecutive observations)
+/// replaces only this type.
+struct ActiveVersionPolicy {
+    enum Decision: Equatable {
+        case adopt(UInt32)
+        case keep(UInt32)
+        /// Vault's latest_version went down: never adopted, reported unhealthy.
+        case refuse(reason: String)
+    }
+
+    mutating func decide(current: UInt32?, observedLatest: UInt32) -> Decision {
+        guard let current else { return .adopt(observedLatest) }
+        if observedLatest > current { return .adopt(observedLatest) }
+        if observedLatest < current {
+            return .refuse(reason: "key latest_version went back from \(current) to \(observedLatest)")
+        }
+        return .keep(current)
+    }
+}
+
+/// The broker's view of the Transit key: key_ids per version and the active version. Status and
+/// the key_id checks of Decrypt are answered from here with no Vault call.
+struct KeyCache {
+    enum Update: Equatable {
+        case healthy(activeVersion: UInt32, changed: Bool)
+        case unhealthy(reason: String)
+    }
+
+    let namespace: String
+    let mount: String
+    let keyName: String
+    private(set) var activeVersion: UInt32?
+    private(set) var keyIDs: [UInt32: KeyID] = [:]
+    private(set) var latestSeenVersion: UInt32 = 0
+    private var policy = ActiveVersionPolicy()
+
+    init(namespace: String, mount: String, keyName: String) {
+        self.namespace = namespace
+        self.mount = mount
+        self.keyName = keyName
+    }
+
+    var activeKeyID: KeyID? { activeVersion.flatMap { keyIDs[$0] } }
+
+    func keyID(forVersion version: UInt32) -> KeyID? { keyIDs[version] }
+
+    /// Takes a fresh metadata read: recomputes the key_ids and lets the policy pick the active
+    /// version. On a refusal the previous state is kept (a wrong key type clears it: no version
+    /// of such a key may be used).
+    mutating func observe(_ metadata: KeyMetadata) -> Update {
+        guard metadata.type == KeyMetadata.requiredType else {
+            activeVersion = nil
+            keyIDs = [:]
+            return .unhealthy(reason: "key type \(metadata.type.prefix(32)) is not \(KeyMetadata.requiredType)")
+        }
+        var derived: [UInt32: KeyID] = [:]
+        for (version, created) in metadata.creationTimes {
+            let scope = KeyScope(
+                namespace: namespace, mount: mount, keyName: keyName, version: version, creationTime: created)
+            derived[version] = KeyIDDerivation.keyID(for: scope)
+        }
+        guard derived[metadata.latestVersion] != nil else {
+            return .unhealthy(reason: "key \(keyName) metadata lacks version \(metadata.latestVersion)")
+        }
+        switch policy.decide(current: activeVersion, observedLatest: metadata.latestVersion) {
+        case .refuse(let reason):
+            return .unhealthy(reason: reason)
+        case .keep(let version), .adopt(let version):
+            guard derived[version] != nil else {
+                return .unhealthy(reason: "key \(keyName) metadata lacks version \(version)")
+            }
+            let changed = version != activeVersion
+            keyIDs = derived
+            activeVersion = version
+            latestSeenVersion = max(latestSeenVersion, metadata.latestVersion)
+            return .healthy(activeVersion: version, changed: changed)
+        }
+    }
+
+    /// The key is gone (404): nothing may be encrypted or decrypted until it is read again.
+    mutating func forget() {
+        activeVersion = nil
+        keyIDs = [:]
+    }
+}

@@ -1,0 +1,168 @@
+import FoundationEssentials
+import KMSCore
+import KMSRuntime
+import Logging
+
+/// Transit calls for the one configured key: read metadata, encrypt with an explicit version,
+/// decrypt. Every call is capped by an absolute deadline; one retry on a broken connection or a
+/// 5xx if time remains, and one fresh login when Vault says the token is invalid.
+final class TransitClient {
+    /// A retry is pointless with less time than this left.
+    static let minimumRetryMillis: Int64 = 50
+
+    let keyPath: TransitKeyPath
+    private let loop: EventLoop
+    private let transport: any VaultTransport
+    private let tokens: TokenLifecycle
+    private let namespace: String?
+
+    init(
+        keyPath: TransitKeyPath, namespace: String?, loop: EventLoop, transport: any VaultTransport,
+        tokens: TokenLifecycle
+    ) {
+        self.keyPath = keyPath
+        self.namespace = namespace
+        self.loop = loop
+        self.transport = transport
+        self.tokens = tokens
+    }
+
+    var keyMetadataPath: String { "\(keyPath.mount)/keys/\(keyPath.keyName)" }
+
+    func readKey(deadlineMillis: Int64, completion: @escaping (Result<KeyMetadata, VaultCallError>) -> Void) {
+        call(
+            deadlineMillis: deadlineMillis, correlationID: nil,
+            build: { token, timeout in
+                VaultRequest(
+                    method: .get, path: self.keyMetadataPath, token: token, namespace: self.namespace,
+                    timeoutMillis: timeout)
+            }
+        ) { result in
+            completion(
+                result.flatMap { response in
+                    guard let decoded = VaultJSON.decode(VaultJSON.KeyResponse.self, from: response.body),
+                        let metadata = KeyMetadata(decoded)
+                    else { return .failure(Self.malformed(response, "key metadata")) }
+                    return .success(metadata)
+                })
+        }
+    }
+
+    /// Encrypts with `version` named explicitly; the answer must come from that version.
+    func encrypt(
+        plaintext: [UInt8], version: UInt32, uid: String, deadlineMillis: Int64,
+        completion: @escaping (Result<[UInt8], VaultCallError>) -> Void
+    ) {
+        call(
+            deadlineMillis: deadlineMillis, correlationID: uid,
+            build: { token, timeout in
+                var body = JSONBodyBuilder(capacity: 64 + plaintext.count * 2)
+                body.base64("plaintext", plaintext)
+                body.integer("key_version", Int64(version))
+                return VaultRequest(
+                    method: .post, path: "\(self.keyPath.mount)/encrypt/\(self.keyPath.keyName)", body: body.finish(),
+                    token: token, namespace: self.namespace, correlationID: uid, timeoutMillis: timeout)
+            }
+        ) { result in
+            completion(
+                result.flatMap { response in
+                    guard let decoded = VaultJSON.decode(VaultJSON.EncryptResponse.self, from: response.body) else {
+                        return .failure(Self.malformed(response, "encrypt answer"))
+                    }
+                    guard decoded.data.key_version == Int64(version) else {
+                        return .failure(
+                            VaultCallError(
+                                code: .internalError, status: response.status,
+                                reason:
+                                    "vault encrypted with version \(decoded.data.key_version), not the requested \(version)"
+                            ))
+                    }
+                    let ciphertext = Array(decoded.data.ciphertext.utf8)
+                    guard VaultCiphertextPrefix(parsing: ciphertext)?.version == version,
+                        ciphertext.count <= Limits.maxCiphertextBytes
+                    else { return .failure(Self.malformed(response, "encrypt ciphertext")) }
+                    return .success(ciphertext)
+                })
+        }
+    }
+
+    /// Decrypts a `vault:vN:<base64>` ciphertext the caller has already checked.
+    func decrypt(
+        ciphertext: [UInt8], uid: String, deadlineMillis: Int64,
+        completion: @escaping (Result<[UInt8], VaultCallError>) -> Void
+    ) {
+        let text = String(decoding: ciphertext, as: UTF8.self)
+        call(
+            deadlineMillis: deadlineMillis, correlationID: uid,
+            build: { token, timeout in
+                var body = JSONBodyBuilder(capacity: 32 + ciphertext.count)
+                body.string("ciphertext", text)
+                return VaultRequest(
+                    method: .post, path: "\(self.keyPath.mount)/decrypt/\(self.keyPath.keyName)", body: body.finish(),
+                    token: token, namespace: self.namespace, correlationID: uid, timeoutMillis: timeout)
+            }
+        ) { result in
+            completion(
+                result.flatMap { response in
+                    guard let decoded = VaultJSON.decode(VaultJSON.DecryptResponse.self, from: response.body),
+                        let plaintext = Data(base64Encoded: decoded.data.plaintext),
+                        plaintext.count <= Limits.maxPlaintextBytes
+                    else { return .failure(Self.malformed(response, "decrypt answer")) }
+                    return .success(Array(plaintext))
+                })
+        }
+    }
+
+    // MARK: the call with deadline, retry and re-login
+
+    private struct Attempt {
+        var retried = false
+        var reloggedIn = false
+    }
+
+    private func call(
+        deadlineMillis: Int64, correlationID: String?, attempt: Attempt = Attempt(),
+        build: @escaping (SecretBytes, Int) -> VaultRequest,
+        completion: @escaping (Result<VaultResponse, VaultCallError>) -> Void
+    ) {
+        guard let token = tokens.currentToken else {
+            let error = VaultCallError(code: .notReady, status: 0, reason: "not logged in")
+            loop.schedule(afterMillis: 0) { completion(.failure(error)) }
+            return
+        }
+        let remaining = deadlineMillis - EventLoop.nowMillis()
+        guard remaining > 0 else {
+            let error = VaultCallError(
+                code: .deadlineExceeded, status: 0, reason: "deadline passed before the vault call")
+            loop.schedule(afterMillis: 0) { completion(.failure(error)) }
+            return
+        }
+        transport.send(build(token, Int(remaining))) { [weak self] response in
+            guard let self else { return }
+            guard let error = VaultErrorClassifier.classify(response) else { return completion(.success(response)) }
+            let timeLeft = deadlineMillis - EventLoop.nowMillis()
+            if error.invalidToken && !attempt.reloggedIn {
+                self.tokens.replaceInvalidToken(token) { renewed in
+                    guard renewed else { return completion(.failure(error)) }
+                    var next = attempt
+                    next.reloggedIn = true
+                    self.call(
+                        deadlineMillis: deadlineMillis, correlationID: correlationID, attempt: next, build: build,
+                        completion: completion)
+                }
+            } else if error.isRetryable && !attempt.retried && timeLeft > Self.minimumRetryMillis {
+                var next = attempt
+                next.retried = true
+                self.call(
+                    deadlineMillis: deadlineMillis, correlationID: correlationID, attempt: next, build: build,
+                    completion: completion)
+            } else {
+                completion(.failure(error))
+            }
+        }
+    }
+
+    private static func malformed(_ response: VaultResponse, _ what: String) -> VaultCallError {
+        VaultCallError(code: .internalError, status: response.status, reason: "malformed \(what) from vault")
+    }
+}

@@ -1,0 +1,13 @@
+/// How the broker sends HTTP requests to Vault. The production implementation is libcurl's multi
+/// interface driven by the broker's event loop (`CurlMultiTransport`); tests script a fake.
+///
+/// Contract: `send` never calls `completion` synchronously; it is called exactly once, on the
+/// event loop, unless `cancelAll` was called, which completes every pending request with
+/// `.cancelled` before it returns.
+protocol VaultTransport: AnyObject {
+    func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void)
+    /// Requests sent and not yet completed.
+    var inFlightCount: Int { get }
+    /// Aborts every pending request (completing each with `.cancelled`) and releases connections.
+    func cancelAll()
+}

@@ -1,0 +1,61 @@
+import KMSRuntime
+import Testing
+
+@testable import Broker
+
+struct BrokerConfigurationTests {
+    private func parse(_ path: String) -> TransitKeyPath? { try? TransitKeyPath(parsing: path) }
+
+    @Test func keyPathSplitsAtTheLastKeysSegment() throws {
+        #expect(parse("transit/keys/kek") == (try TransitKeyPath(parsing: "transit/keys/kek")))
+        let nested = try #require(parse("kms/transit/keys/kek"))
+        #expect(nested.mount == "kms/transit")
+        #expect(nested.keyName == "kek")
+        let tricky = try #require(parse("a/keys/b/keys/k-1.v2"))
+        #expect(tricky.mount == "a/keys/b")
+        #expect(tricky.keyName == "k-1.v2")
+    }
+
+    @Test(arguments: [
+        "kek", "transit/kek", "/transit/keys/kek", "transit/keys/kek/", "transit//keys/kek", "../transit/keys/kek",
+        "transit/../x/keys/kek", "transit/keys/", "transit/keys/-kek", "transit/keys/kek.", "transit/keys/k k",
+        "transit/keys/k/x", "keys/kek", "tran sit/keys/kek", "transit/keys/ké",
+    ])
+    func invalidKeyPathsAreRefused(path: String) {
+        #expect(parse(path) == nil)
+    }
+
+    @Test func validationNormalisesAndChecksTheRest() throws {
+        let configuration = BrokerConfiguration(
+            vaultAddress: "https://vault.example:8200/", vaultKeyPath: "transit/keys/kek", roleID: "role",
+            secretIDPath: "/etc/kms/secret-id", vaultNamespace: "", caFile: "")
+        let checked = try configuration.validated()
+        #expect(checked.vaultAddress == "https://vault.example:8200")
+        #expect(checked.vaultNamespace == nil)
+        #expect(checked.caFile == nil)
+        #expect(checked.authMount == "approle")
+        #expect(checked.connectTimeoutMillis == 5000)
+        #expect(checked.requestTimeoutMillis == 10_000)
+        #expect(checked.keyCheckIntervalMillis == 30_000)
+    }
+
+    @Test func badFieldsAreRefusedWithoutEchoingSecrets() {
+        func refused(_ change: (inout BrokerConfiguration) -> Void) -> Bool {
+            var configuration = BrokerConfiguration(
+                vaultAddress: "http://127.0.0.1:8200", vaultKeyPath: "transit/keys/kek", roleID: "role",
+                secretIDPath: "/s")
+            change(&configuration)
+            return (try? configuration.validated()) == nil
+        }
+        #expect(refused { $0.vaultAddress = "127.0.0.1:8200" })
+        #expect(refused { $0.vaultAddress = "http://127.0.0.1:8200/v1" })
+        #expect(refused { $0.vaultAddress = "http://user:pw@vault" })
+        #expect(refused { $0.authMount = "/approle" })
+        #expect(refused { $0.authMount = "app//role" })
+        #expect(refused { $0.roleID = "" })
+        #expect(refused { $0.secretIDPath = "relative/secret" })
+        #expect(refused { $0.vaultNamespace = "ns/../root" })
+        #expect(refused { $0.requestTimeoutMillis = 0 })
+        #expect(!refused { $0.vaultNamespace = "team-a/child" })
+    }
+}
