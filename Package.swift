@@ -40,11 +40,18 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "Front",
-            dependencies: ["KMSCore", "KMSRuntime", "KMSv2API", "CNGHTTP2"],
+            dependencies: [
+                "KMSCore", "KMSRuntime", "KMSv2API", "CNGHTTP2",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .target(
             name: "Broker",
-            dependencies: ["KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn"],
+            dependencies: [
+                "KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .executableTarget(
             name: "vault-kube-kms",
@@ -63,7 +70,10 @@ let package = Package(
             ],
             swiftSettings: strict),
 
-        .testTarget(name: "KMSCoreTests", dependencies: ["KMSCore", "KMSRuntime"], swiftSettings: strict),
+        .testTarget(name: "KMSCoreTests", dependencies: ["KMSCore"], swiftSettings: strict),
+        .testTarget(
+            name: "KMSRuntimeTests", dependencies: ["KMSRuntime", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(name: "FrontTests", dependencies: ["Front", "KMSv2API"], swiftSettings: strict),
         .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strict),
     ]

@@ -1,0 +1,15 @@
+import ArgumentParser
+import Broker
+import KMSRuntime
+
+struct BrokerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vault-kube-kms",
+        abstract: "Kubernetes KMS v2 plugin backed by Vault Transit: the credential broker.",
+        discussion: """
+            Every flag can also be set through VAULT_KUBE_KMS_<FLAG> (for example \
+            VAULT_KUBE_KMS_VAULT_ADDRESS); a flag on the command line wins.
+            """,
+        subcommands: [ServeCommand.self],
+        defaultSubcommand: ServeCommand.self)
+}

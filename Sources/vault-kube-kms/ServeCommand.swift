@@ -1,0 +1,158 @@
+import ArgumentParser
+import Broker
+import CSpawn
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `vault-kube-kms [serve]`: the spawn topology. Creates the KMS socket, starts the front as an
+/// unprivileged user with the socket and one end of a socketpair, and serves its requests.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the broker and spawn the front (default).")
+
+    @Option(help: "KMS socket kube-apiserver connects to (unix:///path or unix:///@abstract).")
+    var listenAddress: String?
+    @Option(help: "Vault address (fallback: VAULT_ADDR).")
+    var vaultAddress: String?
+    @Option(help: "Transit key path: <mount>/keys/<name>.")
+    var vaultKeyPath: String?
+    @Option(help: "Vault namespace of the Transit mount (fallback: VAULT_NAMESPACE).")
+    var vaultNamespace: String?
+    @Option(help: "AppRole auth mount (default approle).")
+    var authMount: String?
+    @Option(help: "AppRole role ID.")
+    var approleRoleId: String?
+    @Option(help: "File holding the AppRole secret ID; must not be accessible by group or others.")
+    var approleSecretIdPath: String?
+    @Option(help: "CA certificate file for Vault's TLS certificate (fallback: VAULT_CACERT).")
+    var tlsCaFile: String?
+    @Option(help: "User (name or uid) the front runs as (default nobody).")
+    var frontUser: String?
+    @Option(help: "Path of vault-kube-kms-front (default: next to this executable).")
+    var frontExecutable: String?
+    @Option(help: "Mode of the KMS socket, octal (default 0660; no access for others is allowed).")
+    var socketMode: String?
+    @Option(help: "Group owning the KMS socket (name or gid; default: the broker's group).")
+    var socketGroup: String?
+    @Flag(help: "Development only: run the front under the broker's own uid.")
+    var insecureSameUser = false
+    @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
+    @Option(help: "json or text (default json).")
+    var logFormat: String?
+
+    func run() throws {
+        let logging = try LoggingOptions(
+            level: resolve(logLevel, "log-level"), format: resolve(logFormat, "log-format"))
+        LogSetup.bootstrap(process: "broker", level: logging.level, format: logging.format)
+        let logger = Logger(label: "broker")
+        do {
+            try serve(logging: logging, logger: logger)
+        } catch let error as ConfigurationError {
+            logger.critical("startup.failed", metadata: ["reason": "\(error.description)"])
+            throw ExitCode(1)
+        }
+    }
+
+    private func resolve(_ value: String?, _ flag: String, fallbacks: [String] = []) -> String? {
+        EnvironmentFallback.resolve(value, flag: flag, fallbacks: fallbacks)
+    }
+
+    private func required(_ value: String?, _ flag: String, fallbacks: [String] = []) throws(ConfigurationError)
+        -> String
+    {
+        guard let found = resolve(value, flag, fallbacks: fallbacks) else {
+            throw ConfigurationError("--\(flag) is required (or \(EnvironmentFallback.variableName(forFlag: flag)))")
+        }
+        return found
+    }
+
+    private func serve(logging: LoggingOptions, logger: Logger) throws(ConfigurationError) {
+        // Other processes of our uid must not read the token from our memory or core dumps.
+        guard kms_set_dumpable(0) == 0 else { throw ConfigurationError("prctl(PR_SET_DUMPABLE, 0) failed") }
+        signal(SIGPIPE, SIG_IGN)
+
+        let configuration = try BrokerConfiguration(
+            vaultAddress: required(vaultAddress, "vault-address", fallbacks: ["VAULT_ADDR"]),
+            vaultKeyPath: required(vaultKeyPath, "vault-key-path"),
+            authMount: resolve(authMount, "auth-mount") ?? "approle",
+            roleID: required(approleRoleId, "approle-role-id"),
+            secretIDPath: required(approleSecretIdPath, "approle-secret-id-path"),
+            vaultNamespace: resolve(vaultNamespace, "vault-namespace", fallbacks: ["VAULT_NAMESPACE"]),
+            caFile: resolve(tlsCaFile, "tls-ca-file", fallbacks: ["VAULT_CACERT"])
+        ).validated()
+        let address = try ListenAddress(parsing: required(listenAddress, "listen-address"))
+        let mode = try SocketOptions.parseMode(resolve(socketMode, "socket-mode") ?? "0660")
+        let group = try resolve(socketGroup, "socket-group").map(SocketOptions.resolveGroup)
+        let user = try FrontUser.resolve(resolve(frontUser, "front-user") ?? "nobody")
+        let plan = try FrontPrivilegePlan.decide(
+            user: user, brokerEUID: geteuid(), insecureSameUser: insecureSameUser)
+        if plan == .sameUserInsecure {
+            logger.warning("front.same_user", metadata: ["reason": "--insecure-same-user: no privilege separation"])
+        }
+
+        let loop = try wrap { () throws(SystemError) in try EventLoop() }
+        let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
+        let listenFD = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group))
+        var frontArguments = ["--broker-fd", "3", "--listen-fd", "4", "--log-level", logging.level.rawValue]
+        frontArguments += ["--log-format", logging.format.rawValue]
+        let executable = resolve(frontExecutable, "front-executable") ?? FrontSupervisor.defaultExecutable()
+        var readyNotified = false
+        let supervisor = FrontSupervisor(
+            options: .init(executable: executable, plan: plan, listenFD: listenFD, arguments: frontArguments),
+            loop: loop, logger: logger
+        ) { fd in
+            service.attachFront(
+                fd: fd,
+                onHello: {
+                    logger.info("front.ready", metadata: ["socket": "\(address)"])
+                    if !readyNotified {
+                        readyNotified = true
+                        SystemdNotify.send("READY=1\nSTATUS=serving \(address)")
+                    }
+                },
+                onClose: {})
+        }
+
+        var shuttingDown = false
+        try wrap { () throws(SystemError) in
+            try loop.handleSignals([SIGTERM, SIGINT]) { signal in
+                guard !shuttingDown else { return }
+                shuttingDown = true
+                logger.info("shutdown.begin", metadata: ["signal": "\(signal)"])
+                SystemdNotify.send("STOPPING=1")
+                supervisor.stop {
+                    service.shutdown {
+                        if case .path(let path) = address { unlink(path) }
+                        close(listenFD)
+                        logger.info("shutdown.done")
+                        loop.stop()
+                    }
+                }
+            }
+        }
+        service.start()
+        do {
+            try supervisor.start()
+        } catch {
+            if case .path(let path) = address { unlink(path) }
+            throw error
+        }
+        logger.info(
+            "broker.started",
+            metadata: [
+                "socket": "\(address)", "vault": "\(configuration.vaultAddress)",
+                "key_path": "\(configuration.vaultKeyPath)",
+            ])
+        loop.run()
+    }
+}
+
+/// Turns a system-call failure during setup into a configuration error for the operator.
+func wrap<T>(_ body: () throws(SystemError) -> T) throws(ConfigurationError) -> T {
+    do { return try body() } catch { throw ConfigurationError("\(error)") }
+}
