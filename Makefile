@@ -1,0 +1,22 @@
+.PHONY: run test build unit e2e proto format
+
+run:    ## run the plugin against the Vault simulator and leave it serving
+	bash scripts/dev-run.sh
+
+test:   ## the whole test suite (what CI runs)
+	bash scripts/test.sh
+
+build:
+	swift build
+
+unit:
+	swift test
+
+e2e: build
+	python3 -m pytest -q Tests/e2e
+
+proto:  ## regenerate Sources/KMSv2API/api.pb.swift (needs protoc)
+	bash scripts/generate-proto.sh
+
+format:
+	swift format --in-place --recursive Sources Tests Package.swift

@@ -1,0 +1,124 @@
+"""Runs the real binaries the way an operator installs them: copied to a bin directory every
+user can traverse (the front is executed as an unprivileged user), started with flags, stopped
+with SIGTERM. Logs go to a file the tests can read."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import grpc
+
+import kmsclient
+
+ROOT = kmsclient.ROOT
+_installed = None
+
+
+def build_dir():
+    return os.environ.get("KMS_BIN_DIR") or os.path.join(ROOT, ".build", "debug")
+
+
+def installed_bin_dir():
+    """Copies both executables into a fresh 0755 directory (like /usr/local/bin)."""
+    global _installed
+    if _installed is None:
+        target = tempfile.mkdtemp(prefix="vkk-bin-")
+        os.chmod(target, 0o755)
+        for name in ("vault-kube-kms", "vault-kube-kms-front"):
+            source = os.path.join(build_dir(), name)
+            if not os.path.exists(source):
+                raise RuntimeError(f"{source} is missing: run `swift build` first")
+            shutil.copy2(source, os.path.join(target, name))
+            os.chmod(os.path.join(target, name), 0o755)
+        _installed = target
+    return _installed
+
+
+class Plugin:
+    def __init__(self, vault, workdir, extra_args=(), env=None, wait_ready=True, socket_name="kms.sock"):
+        self.bin = installed_bin_dir()
+        self.socket_dir = os.path.join(workdir, "run")
+        os.makedirs(self.socket_dir, mode=0o755, exist_ok=True)
+        self.socket = os.path.join(self.socket_dir, socket_name)
+        self.log_path = os.path.join(workdir, f"broker-{time.time_ns()}.log")
+        self.args = [
+            os.path.join(self.bin, "vault-kube-kms"),
+            "--listen-address", f"unix://{self.socket}",
+            "--vault-address", vault.address,
+            "--vault-key-path", vault.key_path,
+            "--auth-mount", vault.auth_mount,
+            "--approle-role-id", vault.role_id,
+            "--approle-secret-id-path", vault.secret_id_path,
+            "--log-level", "debug",
+            *extra_args,
+        ]
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        if wait_ready:
+            self.wait_healthy()
+
+    def client(self):
+        return kmsclient.client(self.socket)
+
+    def wait_healthy(self, timeout=30):
+        api, _ = kmsclient.stubs()
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_text()}")
+            if os.path.exists(self.socket):
+                try:
+                    response = self.client().Status(api.StatusRequest(), timeout=2)
+                    last = response.healthz
+                    if response.healthz == "ok":
+                        return response
+                except grpc.RpcError as error:
+                    last = error.code()
+            time.sleep(0.1)
+        raise RuntimeError(f"plugin not healthy after {timeout}s (last: {last}):\n{self.log_text()}")
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as handle:
+            return handle.read().decode(errors="replace")
+
+    def log_events(self):
+        events = []
+        for line in self.log_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+        return events
+
+    def front_pid(self):
+        """The pid of the front: the broker's only child."""
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as handle:
+            children = [int(pid) for pid in handle.read().split()]
+        assert len(children) == 1, children
+        return children[0]
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def proc_status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields

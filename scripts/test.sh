@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: build, Swift unit tests, end-to-end tests with the real binaries, the
+# Vault simulator and independent clients (grpcio, hvac).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+echo "== swift build" >&2
+swift build 2>&1 | tail -n 3
+
+echo "== swift test (unit)" >&2
+swift test 2>&1 | tee /tmp/vkk-swift-test.log | grep -E "✘|error:|Test run with" || true
+if ! grep -qE "Test run with [0-9]+ tests? in [0-9]+ suites? passed" /tmp/vkk-swift-test.log; then
+  echo "swift unit tests failed" >&2
+  tail -n 60 /tmp/vkk-swift-test.log >&2
+  exit 1
+fi
+
+echo "== end-to-end (pytest)" >&2
+python3 -m pytest -q -p no:cacheprovider Tests/e2e "$@"
