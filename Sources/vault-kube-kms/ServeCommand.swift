@@ -16,20 +16,7 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "KMS socket kube-apiserver connects to (unix:///path or unix:///@abstract).")
     var listenAddress: String?
-    @Option(help: "Vault address (fallback: VAULT_ADDR).")
-    var vaultAddress: String?
-    @Option(help: "Transit key path: <mount>/keys/<name>.")
-    var vaultKeyPath: String?
-    @Option(help: "Vault namespace of the Transit mount (fallback: VAULT_NAMESPACE).")
-    var vaultNamespace: String?
-    @Option(help: "AppRole auth mount (default approle).")
-    var authMount: String?
-    @Option(help: "AppRole role ID.")
-    var approleRoleId: String?
-    @Option(help: "File holding the AppRole secret ID; must not be accessible by group or others.")
-    var approleSecretIdPath: String?
-    @Option(help: "CA certificate file for Vault's TLS certificate (fallback: VAULT_CACERT).")
-    var tlsCaFile: String?
+    @OptionGroup var vault: VaultOptions
     @Option(help: "User (name or uid) the front runs as (default nobody).")
     var frontUser: String?
     @Option(help: "Path of vault-kube-kms-front (default: next to this executable).")
@@ -40,52 +27,29 @@ struct ServeCommand: ParsableCommand {
     var socketGroup: String?
     @Flag(help: "Development only: run the front under the broker's own uid.")
     var insecureSameUser = false
-    @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
-    var logLevel: String?
-    @Option(help: "json or text (default json).")
-    var logFormat: String?
+    @OptionGroup var log: LogOptions
 
     func run() throws {
-        let logging = try LoggingOptions(
-            level: resolve(logLevel, "log-level"), format: resolve(logFormat, "log-format"))
+        let logging = try log.resolved()
         LogSetup.bootstrap(process: "broker", level: logging.level, format: logging.format)
         let logger = Logger(label: "broker")
         do {
             try serve(logging: logging, logger: logger)
-        } catch let error as ConfigurationError {
+        } catch {
             logger.critical("startup.failed", metadata: ["reason": "\(error.description)"])
             throw ExitCode(1)
         }
     }
 
-    private func resolve(_ value: String?, _ flag: String, fallbacks: [String] = []) -> String? {
-        EnvironmentFallback.resolve(value, flag: flag, fallbacks: fallbacks)
-    }
-
-    private func required(_ value: String?, _ flag: String, fallbacks: [String] = []) throws(ConfigurationError)
-        -> String
-    {
-        guard let found = resolve(value, flag, fallbacks: fallbacks) else {
-            throw ConfigurationError("--\(flag) is required (or \(EnvironmentFallback.variableName(forFlag: flag)))")
-        }
-        return found
-    }
+    private func resolve(_ value: String?, _ flag: String) -> String? { Flags.resolve(value, flag) }
 
     private func serve(logging: LoggingOptions, logger: Logger) throws(ConfigurationError) {
         // Other processes of our uid must not read the token from our memory or core dumps.
         guard kms_set_dumpable(0) == 0 else { throw ConfigurationError("prctl(PR_SET_DUMPABLE, 0) failed") }
         signal(SIGPIPE, SIG_IGN)
 
-        let configuration = try BrokerConfiguration(
-            vaultAddress: required(vaultAddress, "vault-address", fallbacks: ["VAULT_ADDR"]),
-            vaultKeyPath: required(vaultKeyPath, "vault-key-path"),
-            authMount: resolve(authMount, "auth-mount") ?? "approle",
-            roleID: required(approleRoleId, "approle-role-id"),
-            secretIDPath: required(approleSecretIdPath, "approle-secret-id-path"),
-            vaultNamespace: resolve(vaultNamespace, "vault-namespace", fallbacks: ["VAULT_NAMESPACE"]),
-            caFile: resolve(tlsCaFile, "tls-ca-file", fallbacks: ["VAULT_CACERT"])
-        ).validated()
-        let address = try ListenAddress(parsing: required(listenAddress, "listen-address"))
+        let configuration = try vault.configuration()
+        let address = try ListenAddress(parsing: Flags.required(listenAddress, "listen-address"))
         let mode = try SocketOptions.parseMode(resolve(socketMode, "socket-mode") ?? "0660")
         let group = try resolve(socketGroup, "socket-group").map(SocketOptions.resolveGroup)
         let user = try FrontUser.resolve(resolve(frontUser, "front-user") ?? "nobody")
