@@ -217,13 +217,18 @@ def test_missing_and_empty_secret_files_stop_the_broker_with_a_clear_error(vault
         vault.secret_id_path = original
 
 
-def test_live_socket_is_not_replaced_and_a_regular_file_is_never_removed(vault, plugin, workdir):
-    # The module's plugin is serving plugin.socket: a second one must refuse it.
-    clash = subprocess.run(
-        [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{plugin.socket}",
+def run_broker_once(vault, socket_path):
+    """Starts a second broker on `socket_path` and returns its completed process (it must not serve)."""
+    return subprocess.run(
+        [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{socket_path}",
          "--vault-address", vault.address, "--vault-key-path", vault.key_path, "--auth-mount", vault.auth_mount,
          "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path],
         capture_output=True, text=True, timeout=20)
+
+
+def test_live_socket_is_not_replaced_and_a_regular_file_is_never_removed(vault, plugin, workdir):
+    # The module's plugin is serving plugin.socket: a second one must refuse it.
+    clash = run_broker_once(vault, plugin.socket)
     assert clash.returncode != 0
     assert "live socket" in clash.stderr
     assert plugin.client().Status(api().StatusRequest(), timeout=3).healthz == "ok"
@@ -231,11 +236,7 @@ def test_live_socket_is_not_replaced_and_a_regular_file_is_never_removed(vault, 
     regular = os.path.join(workdir, "not-a-socket")
     with open(regular, "w") as handle:
         handle.write("keep me")
-    refused = subprocess.run(
-        [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{regular}",
-         "--vault-address", vault.address, "--vault-key-path", vault.key_path, "--auth-mount", vault.auth_mount,
-         "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path],
-        capture_output=True, text=True, timeout=20)
+    refused = run_broker_once(vault, regular)
     assert refused.returncode != 0
     assert "not a socket" in refused.stderr
     with open(regular) as handle:
