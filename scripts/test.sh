@@ -16,5 +16,8 @@ if ! grep -qE "Test run with [0-9]+ tests? in [0-9]+ suites? passed" /tmp/vkk-sw
   exit 1
 fi
 
+echo "== fuzz (libFuzzer, ${KMS_FUZZ_SECONDS:-20} s per target)" >&2
+bash Tests/fuzz/run.sh "${KMS_FUZZ_SECONDS:-20}"
+
 echo "== end-to-end (pytest)" >&2
 python3 -m pytest -q -p no:cacheprovider Tests/e2e "$@"

@@ -239,4 +239,10 @@ class Handler(BaseHTTPRequestHandler):
             with app.state.lock:
                 app.state.clock_offset += float(advance)
                 return Answer(200, {"now": app.state.now(), "offset": app.state.clock_offset})
+        if path == "tokens" and method == "GET":
+            # Test-only: lets a privilege-separation test look for live token values in memory.
+            with app.state.lock:
+                tokens = [{"id": t.id, "accessor": t.accessor, "path": t.path}
+                          for t in app.state.tokens.by_id.values()]
+            return Answer(200, {"tokens": tokens})
         return Answer(404, {"errors": [f"unknown simulator endpoint {method} /_sim/{path}"]})
