@@ -1,0 +1,158 @@
+import KMSRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `vault-kube-kms preflight`: checks a node's set-up against the best practices with the same
+/// flags as the broker and reports one line per check. It logs in with the real secret ID,
+/// inspects the token, its policy and the key, and revokes its token at the end. Nothing it
+/// prints contains the secret ID, the token or a Vault answer's body.
+public struct Preflight {
+    public let configuration: BrokerConfiguration
+    public let listenAddress: ListenAddress?
+    /// Set when the operator disabled certificate verification (reported as a warning).
+    public let tlsSkipVerify: Bool
+    /// The explicit TLS server name, when one is configured.
+    public let tlsServerName: String?
+
+    public init(
+        configuration: BrokerConfiguration, listenAddress: ListenAddress?, tlsSkipVerify: Bool = false,
+        tlsServerName: String? = nil
+    ) {
+        self.configuration = configuration
+        self.listenAddress = listenAddress
+        self.tlsSkipVerify = tlsSkipVerify
+        self.tlsServerName = tlsServerName
+    }
+
+    /// Runs every check in order and returns the report.
+    public func run() throws(ConfigurationError) -> PreflightReport {
+        var report = PreflightReport()
+        let secretID = checkSecretIDFile(into: &report)
+        checkSocketDirectory(into: &report)
+
+        let loop = try wrapSystem { () throws(SystemError) in try EventLoop() }
+        let vault = try PreflightVault(configuration: configuration, loop: loop)
+        let server = checkServer(vault, into: &report)
+        guard server.reachable else {
+            report.add("approle.login", .fail, "not attempted: Vault is not reachable")
+            return report
+        }
+        guard let secretID else {
+            report.add("approle.login", .fail, "not attempted: the secret-ID file is unusable")
+            return report
+        }
+        let login = AppRoleLogin(
+            authMount: configuration.authMount, roleID: configuration.roleID, namespace: vault.authNamespace)
+        let token: VaultToken
+        switch VaultToken.parse(vault.login(login, secretID: secretID)) {
+        case .success(let value):
+            token = value
+            report.add("approle.login", .pass, "logged in through auth/\(configuration.authMount)")
+        case .failure(let error):
+            report.add("approle.login", .fail, "auth/\(configuration.authMount)/login: \(error.reason)")
+            if configuration.vaultNamespace != nil {
+                report.add(
+                    PreflightDecisions.namespace(configuration.vaultNamespace, isCommunity: false, keyReadable: false))
+            }
+            return report
+        }
+        PreflightVaultChecks(vault: vault, token: token.secret, configuration: configuration)
+            .run(into: &report, version: server.version)
+        let revoked = vault.post("auth/token/revoke-self", token: token.secret, namespace: vault.authNamespace)
+        report.add(
+            revoked.isSuccess
+                ? PreflightResult("token.revoke", .pass, "the preflight's token was revoked")
+                : PreflightResult(
+                    "token.revoke", .warn,
+                    "revoke-self failed (\(VaultErrorClassifier.classify(revoked)?.reason ?? "HTTP \(revoked.status)")); it expires with its TTL"
+                ))
+        return report
+    }
+
+    // MARK: local checks
+
+    private func checkSecretIDFile(into report: inout PreflightReport) -> SecretBytes? {
+        let path = configuration.secretIDPath
+        do {
+            let secret = try SecretIDFile.load(path: path)
+            var info = stat()
+            guard lstat(path, &info) == 0 else {
+                report.add("secret_id.file", .fail, "cannot inspect \(path)")
+                return nil
+            }
+            report.add(PreflightDecisions.secretIDFile(path: path, mode: UInt32(info.st_mode), ownerUID: info.st_uid))
+            return secret
+        } catch {
+            report.add("secret_id.file", .fail, error.description)
+            return nil
+        }
+    }
+
+    private func checkSocketDirectory(into report: inout PreflightReport) {
+        switch listenAddress {
+        case .none:
+            report.add("socket.directory", .warn, "--listen-address not given: socket directory not checked")
+        case .abstract(let name):
+            report.add(
+                "socket.directory", .warn,
+                "abstract socket @\(name) has no file permissions: any process in the network namespace can connect")
+        case .path(let path):
+            let directory = Self.directory(of: path)
+            var info = stat()
+            guard stat(directory, &info) == 0 else {
+                report.add("socket.directory", .fail, "\(directory) does not exist or cannot be inspected")
+                return
+            }
+            report.add(
+                PreflightDecisions.socketDirectory(
+                    path: directory, isDirectory: info.st_mode & S_IFMT == S_IFDIR, mode: UInt32(info.st_mode),
+                    ownerUID: info.st_uid, euid: geteuid()))
+        }
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    // MARK: server checks
+
+    private struct Server {
+        var reachable: Bool
+        /// `version` from sys/health, shown with the edition.
+        var version: String?
+    }
+
+    private func checkServer(_ vault: PreflightVault, into report: inout PreflightReport) -> Server {
+        let address = configuration.vaultAddress
+        let isHTTPS = address.hasPrefix("https://")
+        let health = vault.get("sys/health")
+        let transportError = health.transportError.map(\.description)
+        report.add(PreflightDecisions.health(status: health.status, transportError: transportError, address: address))
+        report.add(
+            PreflightDecisions.tls(
+                isHTTPS: isHTTPS, skipVerify: tlsSkipVerify, tlsFailed: health.transportError == .tls,
+                caFile: configuration.caFile))
+        report.add(PreflightDecisions.sni(isHTTPS: isHTTPS, host: Self.host(of: address), serverName: tlsServerName))
+        let reachable = health.transportError == nil && [200, 429, 473].contains(health.status)
+        guard reachable else { return Server(reachable: false, version: nil) }
+
+        let version = PreflightJSON.decode(PreflightJSON.Health.self, health)?.version
+        return Server(reachable: true, version: version)
+    }
+
+    static func host(of address: String) -> String {
+        var rest = Substring(address)
+        for scheme in ["https://", "http://"] where rest.hasPrefix(scheme) { rest = rest.dropFirst(scheme.count) }
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") { return String(rest[...close]) }
+        if let colon = rest.lastIndex(of: ":") { rest = rest[..<colon] }
+        return String(rest)
+    }
+}
+
+/// Turns a system-call failure during set-up into a configuration error for the operator.
+private func wrapSystem<T>(_ body: () throws(SystemError) -> T) throws(ConfigurationError) -> T {
+    do { return try body() } catch { throw ConfigurationError("\(error)") }
+}

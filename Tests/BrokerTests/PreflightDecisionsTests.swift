@@ -1,0 +1,217 @@
+import Testing
+
+@testable import Broker
+
+struct PreflightCapabilityTests {
+    private let needs = PreflightDecisions.capabilityNeeds(mount: "transit", keyName: "kek")
+    private var encrypt: PreflightDecisions.CapabilityNeed { needs[0] }
+    private var keyRead: PreflightDecisions.CapabilityNeed { needs[2] }
+    private var license: PreflightDecisions.CapabilityNeed { needs[3] }
+
+    @Test func theNeedsAreExactlyTheFourPathsOfTheLeastPrivilegePolicy() {
+        #expect(
+            needs.map(\.path) == [
+                "transit/encrypt/kek", "transit/decrypt/kek", "transit/keys/kek", "sys/license/status",
+            ])
+        #expect(needs.map(\.required) == [["update"], ["update"], ["read"], ["read"]])
+    }
+
+    @Test func exactlyTheNeededCapabilityPasses() {
+        #expect(PreflightDecisions.capabilities(encrypt, granted: ["update"]).outcome == .pass)
+        #expect(PreflightDecisions.capabilities(keyRead, granted: ["read"]).outcome == .pass)
+    }
+
+    @Test func denyOrNothingOnARequiredPathFails() {
+        #expect(PreflightDecisions.capabilities(encrypt, granted: ["deny"]).outcome == .fail)
+        #expect(PreflightDecisions.capabilities(encrypt, granted: []).outcome == .fail)
+    }
+
+    @Test func aMissingCapabilityFailsEvenWhenOthersAreGranted() {
+        let result = PreflightDecisions.capabilities(encrypt, granted: ["read", "create"])
+        #expect(result.outcome == .fail)
+        #expect(result.detail.contains("missing update"))
+    }
+
+    @Test func broaderCapabilitiesWarnAndNameTheExtraOnes() {
+        let result = PreflightDecisions.capabilities(keyRead, granted: ["read", "update", "delete"])
+        #expect(result.outcome == .warn)
+        #expect(result.detail.contains("delete, update"))
+    }
+
+    @Test func createOnEncryptWarnsThatItAllowsUpsert() {
+        let result = PreflightDecisions.capabilities(encrypt, granted: ["create", "update"])
+        #expect(result.outcome == .warn)
+        #expect(result.detail.contains("create a missing key"))
+    }
+
+    @Test func aRootCapabilityWarns() {
+        #expect(PreflightDecisions.capabilities(encrypt, granted: ["root"]).outcome == .warn)
+    }
+
+    @Test func theOptionalLicensePathOnlyWarnsWhenMissing() {
+        #expect(PreflightDecisions.capabilities(license, granted: ["deny"]).outcome == .warn)
+        #expect(PreflightDecisions.capabilities(license, granted: ["read"]).outcome == .pass)
+    }
+}
+
+struct PreflightTokenTests {
+    @Test func aTTLUpTo24HoursPasses() {
+        #expect(PreflightDecisions.tokenTTL(seconds: 3600).outcome == .pass)
+        #expect(PreflightDecisions.tokenTTL(seconds: 24 * 3600).outcome == .pass)
+    }
+
+    @Test func aTTLAbove24HoursWarns() {
+        #expect(PreflightDecisions.tokenTTL(seconds: 24 * 3600 + 1).outcome == .warn)
+        #expect(PreflightDecisions.tokenTTL(seconds: 768 * 3600).detail.contains("32d"))
+    }
+
+    @Test func aTokenThatNeverExpiresWarns() {
+        #expect(PreflightDecisions.tokenTTL(seconds: 0).outcome == .warn)
+    }
+
+    @Test func aNonRenewableTokenWarns() {
+        #expect(PreflightDecisions.tokenRenewable(false).outcome == .warn)
+        #expect(PreflightDecisions.tokenRenewable(true).outcome == .pass)
+    }
+}
+
+struct PreflightKeyTests {
+    private let now: Int64 = 1_800_000_000
+    private let day: Int64 = 86400
+
+    private func facts(_ change: (inout PreflightDecisions.KeyFacts) -> Void = { _ in }) -> PreflightDecisions.KeyFacts
+    {
+        var facts = PreflightDecisions.KeyFacts(
+            type: "aes256-gcm96", latestVersion: 1, minDecryptionVersion: 1, deletionAllowed: false, exportable: false,
+            allowPlaintextBackup: false, autoRotateSeconds: 30 * 86400, creationTimes: [1: 1_700_000_000])
+        change(&facts)
+        return facts
+    }
+
+    private func outcome(_ check: String, _ facts: PreflightDecisions.KeyFacts) -> PreflightOutcome? {
+        PreflightDecisions.key(facts, nowSeconds: now).first { $0.check == check }?.outcome
+    }
+
+    @Test func aWellConfiguredKeyOnlyWarnsAboutBackup() {
+        let results = PreflightDecisions.key(facts(), nowSeconds: now)
+        #expect(results.filter { $0.outcome != .pass }.map(\.check) == ["key.backup"])
+    }
+
+    @Test func anotherKeyTypeFails() {
+        #expect(outcome("key.type", facts { $0.type = "chacha20-poly1305" }) == .fail)
+    }
+
+    @Test func deletionAllowedFails() {
+        #expect(outcome("key.deletion", facts { $0.deletionAllowed = true }) == .fail)
+    }
+
+    @Test func rotationUnsetOrLongerThan90DaysWarns() {
+        #expect(outcome("key.rotation", facts { $0.autoRotateSeconds = 0 }) == .warn)
+        #expect(outcome("key.rotation", facts { $0.autoRotateSeconds = 91 * 86400 }) == .warn)
+        #expect(outcome("key.rotation", facts { $0.autoRotateSeconds = 90 * 86400 }) == .pass)
+    }
+
+    @Test func aMinimumDecryptionVersionAboveARecentlyRetiredVersionWarns() {
+        let recent = facts {
+            $0.latestVersion = 3
+            $0.minDecryptionVersion = 3
+            $0.creationTimes = [3: now - 2 * day]
+        }
+        #expect(outcome("key.min_decryption_version", recent) == .warn)
+    }
+
+    @Test func aMinimumDecryptionVersionAboveLongRetiredVersionsPasses() {
+        let old = facts {
+            $0.latestVersion = 3
+            $0.minDecryptionVersion = 3
+            $0.creationTimes = [3: now - 30 * day]
+        }
+        #expect(outcome("key.min_decryption_version", old) == .pass)
+    }
+
+    @Test func backupNeedsBothExportableAndPlaintextBackup() {
+        #expect(PreflightDecisions.backup(exportable: true, allowPlaintextBackup: false).outcome == .warn)
+        #expect(PreflightDecisions.backup(exportable: true, allowPlaintextBackup: true).outcome == .pass)
+    }
+}
+
+struct PreflightServerAndFileTests {
+    @Test func healthStatusesMapToReachability() {
+        #expect(PreflightDecisions.health(status: 200, transportError: nil, address: "a").outcome == .pass)
+        #expect(PreflightDecisions.health(status: 429, transportError: nil, address: "a").outcome == .pass)
+        #expect(PreflightDecisions.health(status: 503, transportError: nil, address: "a").detail.contains("sealed"))
+        #expect(PreflightDecisions.health(status: 0, transportError: "connect failed", address: "a").outcome == .fail)
+    }
+
+    @Test func plainHTTPWarnsAndAFailedHandshakeFails() {
+        #expect(
+            PreflightDecisions.tls(isHTTPS: false, skipVerify: false, tlsFailed: false, caFile: nil).outcome == .warn)
+        #expect(PreflightDecisions.tls(isHTTPS: true, skipVerify: false, tlsFailed: true, caFile: nil).outcome == .fail)
+        #expect(PreflightDecisions.tls(isHTTPS: true, skipVerify: true, tlsFailed: false, caFile: nil).outcome == .warn)
+        #expect(
+            PreflightDecisions.tls(isHTTPS: true, skipVerify: false, tlsFailed: false, caFile: "/ca").outcome == .pass)
+    }
+
+    @Test func anIPAddressOverHTTPSSendsNoSNIAndWarns() {
+        #expect(PreflightDecisions.sni(isHTTPS: true, host: "10.0.0.5", serverName: nil).outcome == .warn)
+        #expect(PreflightDecisions.sni(isHTTPS: true, host: "vault.example", serverName: nil).outcome == .pass)
+        #expect(PreflightDecisions.sni(isHTTPS: true, host: "10.0.0.5", serverName: "vault.example").outcome == .pass)
+    }
+
+    @Test func editionIsToldApartByTheLicenseAnswer() {
+        let enterprise = PreflightDecisions.edition(licenseStatus: 200, licenseErrors: [], version: "1.17.2+ent")
+        let community = PreflightDecisions.edition(
+            licenseStatus: 404, licenseErrors: ["enterprise-only feature"], version: nil)
+        let openbao = PreflightDecisions.edition(licenseStatus: 404, licenseErrors: ["unsupported path"], version: nil)
+        #expect(enterprise.detail.hasPrefix("Vault Enterprise"))
+        #expect(community.detail.hasPrefix("Vault Community"))
+        #expect(openbao.detail.hasPrefix("OpenBao"))
+    }
+
+    @Test func aNamespaceOnCommunityEditionWarns() {
+        #expect(PreflightDecisions.namespace("team", isCommunity: true, keyReadable: true).outcome == .warn)
+        #expect(PreflightDecisions.namespace("team", isCommunity: false, keyReadable: false).outcome == .fail)
+        #expect(PreflightDecisions.namespace(nil, isCommunity: true, keyReadable: true).outcome == .pass)
+    }
+
+    @Test func aWorldWritableSocketDirectoryFailsUnlessSticky() {
+        func judge(_ mode: UInt32, owner: UInt32 = 0) -> PreflightOutcome {
+            PreflightDecisions.socketDirectory(
+                path: "/run/kms", isDirectory: true, mode: mode, ownerUID: owner, euid: 5
+            )
+            .outcome
+        }
+        #expect(judge(0o777) == .fail)
+        #expect(judge(0o1777) == .warn)
+        #expect(judge(0o775) == .warn)
+        #expect(judge(0o755) == .pass)
+        #expect(judge(0o755, owner: 7) == .warn)
+        #expect(judge(0o755, owner: 5) == .pass)
+    }
+
+    @Test func anOwnerWritableSecretIDFileWarns() {
+        #expect(PreflightDecisions.secretIDFile(path: "/s", mode: 0o600, ownerUID: 0).outcome == .warn)
+        #expect(PreflightDecisions.secretIDFile(path: "/s", mode: 0o400, ownerUID: 0).outcome == .pass)
+    }
+
+    @Test func theExitCodeIsTheWorstOutcome() {
+        #expect(PreflightReport(results: [PreflightResult("a", .pass, "")]).exitCode == 0)
+        #expect(
+            PreflightReport(results: [PreflightResult("a", .pass, ""), PreflightResult("b", .warn, "")]).exitCode == 1)
+        #expect(
+            PreflightReport(results: [PreflightResult("a", .fail, ""), PreflightResult("b", .warn, "")]).exitCode == 2)
+    }
+
+    @Test func durationsPrintAsWholeDaysOrHoursMinutesSeconds() {
+        #expect(PreflightDecisions.duration(30 * 86400) == "30d")
+        #expect(PreflightDecisions.duration(172_799) == "47h59m59s")
+        #expect(PreflightDecisions.duration(5400) == "1h30m")
+        #expect(PreflightDecisions.duration(0) == "0s")
+    }
+
+    @Test func goDurationsParseToSeconds() {
+        #expect(PreflightJSON.Seconds.parseGoDuration("720h") == Int64(2_592_000))
+        #expect(PreflightJSON.Seconds.parseGoDuration("1h30m") == Int64(5400))
+        #expect(PreflightJSON.Seconds.parseGoDuration("12x") == nil)
+    }
+}

@@ -1,0 +1,357 @@
+"""`vault-kube-kms preflight` against simulator set-ups built with hvac: a good one that passes and
+bad ones that each trip one check. Every run also proves the preflight revokes its own token and
+prints neither the secret ID nor the token."""
+import datetime
+import ipaddress
+import os
+import subprocess
+
+import hvac
+import pytest
+import requests
+
+import vaultenv
+from plugin import installed_bin_dir
+
+
+def run_preflight(vault, workdir, *extra, address=None, secret_path=None, socket_dir=None):
+    socket_dir = socket_dir or os.path.join(workdir, "run")
+    os.makedirs(socket_dir, mode=0o755, exist_ok=True)
+    args = [
+        os.path.join(installed_bin_dir(), "vault-kube-kms"), "preflight",
+        "--listen-address", f"unix://{socket_dir}/kms.sock",
+        "--vault-address", address or vault.address,
+        "--vault-key-path", vault.key_path,
+        "--auth-mount", vault.auth_mount,
+        "--approle-role-id", vault.role_id,
+        "--approle-secret-id-path", secret_path or vault.secret_id_path,
+        *extra,
+    ]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert vault.secret_id not in done.stdout + done.stderr
+    assert "hvs." not in done.stdout + done.stderr
+    results = {}
+    for line in done.stdout.splitlines():
+        outcome, check, detail = line.split("  ", 2)
+        assert outcome in ("PASS", "WARN", "FAIL"), line
+        results[check] = (outcome, detail)
+    return done.returncode, results, done.stdout
+
+
+def outcomes(results):
+    return {check: outcome for check, (outcome, _) in results.items()}
+
+
+@pytest.fixture()
+def server():
+    sim = vaultenv.SimulatorProcess()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture()
+def vault(server, tmp_path):
+    setup = vaultenv.VaultSetup(server.address, server.root_token, str(tmp_path))
+    setup.root.secrets.transit.update_key_configuration(
+        name=setup.key, auto_rotate_period="720h", mount_point=setup.mount)
+    return setup
+
+
+def stats(address):
+    return requests.get(address + "/_sim/stats", timeout=5).json()
+
+
+def test_a_good_setup_passes_with_only_the_plain_http_and_backup_warnings(vault, workdir):
+    code, results, _ = run_preflight(vault, workdir)
+    warned = {check for check, outcome in outcomes(results).items() if outcome != "PASS"}
+    assert warned == {"vault.tls", "key.backup"}, results
+    assert code == 1
+    for check in ("secret_id.file", "socket.directory", "vault.reachable", "approle.login", "token.ttl",
+                  "token.renewable", "policy.encrypt", "policy.decrypt", "policy.key", "policy.license",
+                  "key.exists", "key.type", "key.deletion", "key.rotation", "key.min_decryption_version",
+                  "vault.edition", "vault.namespace", "token.revoke"):
+        assert results[check][0] == "PASS", (check, results)
+    assert results["vault.edition"][1].startswith("Vault Community")
+
+
+def test_the_preflight_revokes_its_own_token(vault, workdir):
+    requests.post(vault.address + "/_sim/stats/reset", timeout=5)
+    run_preflight(vault, workdir)
+    counts = stats(vault.address)
+    assert counts.get("auth/approle/login") == 1
+    assert counts.get("auth/token/revoke-self") == 1
+
+
+def test_a_backup_ready_key_over_tls_passes_every_check(tmp_path, workdir):
+    cert, key, ca = make_certificate(tmp_path, "localhost")
+    sim = vaultenv.SimulatorProcess(extra_args=[f"-dev-tls-cert-file={cert}", f"-dev-tls-key-file={key}"])
+    try:
+        address = sim.address.replace("127.0.0.1", "localhost")
+        setup = tls_setup(address, ca, tmp_path)
+        code, results, output = run_preflight(setup, workdir, "--tls-ca-file", ca, address=address)
+        assert code == 0, output
+        assert results["vault.tls"] == ("PASS", f"certificate verified against {ca}")
+        assert results["vault.sni"] == ("PASS", "server name localhost")
+        assert stats_tls(address, ca)["_sni"].get("localhost", 0) >= 1
+
+        code, results, _ = run_preflight(setup, workdir, address=address)
+        assert results["vault.tls"][0] == "FAIL"
+        assert results["approle.login"][0] == "FAIL"
+        assert code == 2
+    finally:
+        sim.stop()
+
+
+def test_an_ip_address_over_tls_warns_that_no_sni_is_sent(tmp_path, workdir):
+    cert, key, ca = make_certificate(tmp_path, "localhost")
+    sim = vaultenv.SimulatorProcess(extra_args=[f"-dev-tls-cert-file={cert}", f"-dev-tls-key-file={key}"])
+    try:
+        setup = tls_setup(sim.address, ca, tmp_path)
+        _, results, _ = run_preflight(setup, workdir, "--tls-ca-file", ca)
+        assert results["vault.sni"][0] == "WARN"
+        assert "IP address" in results["vault.sni"][1]
+    finally:
+        sim.stop()
+
+
+def test_a_secret_id_file_readable_by_others_fails(vault, workdir):
+    vault.write_secret_id(vault.secret_id, mode=0o644)
+    code, results, _ = run_preflight(vault, workdir)
+    assert results["secret_id.file"][0] == "FAIL"
+    assert "accessible by group or others" in results["secret_id.file"][1]
+    assert results["approle.login"][0] == "FAIL"
+    assert code == 2
+
+
+def test_a_secret_id_symlink_fails(vault, workdir):
+    link = os.path.join(workdir, "secret-link")
+    os.symlink(vault.secret_id_path, link)
+    code, results, _ = run_preflight(vault, workdir, secret_path=link)
+    assert results["secret_id.file"][0] == "FAIL"
+    assert "symbolic link" in results["secret_id.file"][1]
+    assert code == 2
+
+
+def test_an_owner_writable_secret_id_file_warns(vault, workdir):
+    vault.write_secret_id(vault.secret_id, mode=0o600)
+    _, results, _ = run_preflight(vault, workdir)
+    assert results["secret_id.file"][0] == "WARN"
+
+
+def test_an_unreachable_vault_fails(vault, workdir):
+    code, results, _ = run_preflight(vault, workdir, address="http://127.0.0.1:9")
+    assert results["vault.reachable"][0] == "FAIL"
+    assert "connect failed" in results["vault.reachable"][1]
+    assert code == 2
+
+
+def test_a_sealed_vault_fails(vault, workdir):
+    vault.root.sys.seal()
+    code, results, _ = run_preflight(vault, workdir)
+    assert results["vault.reachable"] == ("FAIL", f"{vault.address}: Vault is sealed")
+    assert code == 2
+
+
+def test_a_wrong_secret_id_fails_the_login(vault, workdir):
+    vault.write_secret_id("00000000-0000-0000-0000-000000000000")
+    code, results, _ = run_preflight(vault, workdir)
+    assert results["approle.login"][0] == "FAIL"
+    assert code == 2
+
+
+def test_a_long_token_ttl_warns(vault, workdir):
+    vault.root.auth.approle.create_or_update_approle(
+        role_name=vault.role, token_policies=[vault.policy], token_ttl="48h", token_max_ttl="72h",
+        mount_point=vault.auth_mount)
+    _, results, _ = run_preflight(vault, workdir)
+    assert results["token.ttl"][0] == "WARN"
+    assert "longer than 24h" in results["token.ttl"][1]
+
+
+def write_policy(vault, hcl):
+    vault.root.sys.create_or_update_policy(name=vault.policy, policy=hcl)
+
+
+def test_a_policy_without_decrypt_fails(vault, workdir):
+    write_policy(vault, vaultenv.POLICY_TEMPLATE.format(mount=vault.mount, key=vault.key).replace(
+        f'path "{vault.mount}/decrypt/{vault.key}" {{ capabilities = ["update"] }}', ""))
+    code, results, _ = run_preflight(vault, workdir)
+    assert results["policy.decrypt"][0] == "FAIL"
+    assert results["policy.encrypt"][0] == "PASS"
+    assert code == 2
+
+
+def test_a_policy_broader_than_needed_warns(vault, workdir):
+    write_policy(vault, vaultenv.POLICY_TEMPLATE.format(mount=vault.mount, key=vault.key).replace(
+        'capabilities = ["read"] }', 'capabilities = ["read", "update", "delete"] }', 1))
+    _, results, _ = run_preflight(vault, workdir)
+    assert results["policy.key"][0] == "WARN"
+    assert "delete, update" in results["policy.key"][1]
+
+
+def test_a_missing_key_fails(vault, workdir):
+    transit = vault.root.secrets.transit
+    transit.update_key_configuration(name=vault.key, deletion_allowed=True, mount_point=vault.mount)
+    transit.delete_key(name=vault.key, mount_point=vault.mount)
+    code, results, _ = run_preflight(vault, workdir)
+    assert results["key.exists"][0] == "FAIL"
+    assert code == 2
+
+
+def test_a_key_of_another_type_fails(vault, workdir):
+    transit = vault.root.secrets.transit
+    transit.update_key_configuration(name=vault.key, deletion_allowed=True, mount_point=vault.mount)
+    transit.delete_key(name=vault.key, mount_point=vault.mount)
+    transit.create_key(name=vault.key, key_type="chacha20-poly1305", mount_point=vault.mount)
+    _, results, _ = run_preflight(vault, workdir)
+    assert results["key.type"] == ("FAIL", "type chacha20-poly1305; the plugin needs aes256-gcm96")
+
+
+def test_a_deletable_key_fails(vault, workdir):
+    vault.root.secrets.transit.update_key_configuration(
+        name=vault.key, deletion_allowed=True, mount_point=vault.mount)
+    code, results, _ = run_preflight(vault, workdir)
+    assert results["key.deletion"][0] == "FAIL"
+    assert code == 2
+
+
+@pytest.mark.parametrize("period", ["0", "2400h"])
+def test_rotation_unset_or_longer_than_90_days_warns(vault, workdir, period):
+    vault.root.secrets.transit.update_key_configuration(
+        name=vault.key, auto_rotate_period=period, mount_point=vault.mount)
+    _, results, _ = run_preflight(vault, workdir)
+    assert results["key.rotation"][0] == "WARN"
+
+
+def test_a_minimum_decryption_version_above_a_just_retired_version_warns(vault, workdir):
+    vault.rotate_key()
+    vault.rotate_key()
+    vault.root.secrets.transit.update_key_configuration(
+        name=vault.key, min_decryption_version=3, mount_point=vault.mount)
+    _, results, _ = run_preflight(vault, workdir)
+    assert results["key.min_decryption_version"][0] == "WARN"
+    assert "version 2 was still encrypting" in results["key.min_decryption_version"][1]
+
+
+def test_an_exportable_key_with_plaintext_backup_is_backup_ready(vault, workdir):
+    vault.root.secrets.transit.update_key_configuration(
+        name=vault.key, exportable=True, allow_plaintext_backup=True, mount_point=vault.mount)
+    _, results, _ = run_preflight(vault, workdir)
+    assert results["key.backup"][0] == "PASS"
+
+
+def test_a_world_writable_socket_directory_fails(vault, workdir):
+    socket_dir = os.path.join(workdir, "open")
+    os.mkdir(socket_dir)
+    os.chmod(socket_dir, 0o777)
+    code, results, _ = run_preflight(vault, workdir, socket_dir=socket_dir)
+    assert results["socket.directory"][0] == "FAIL"
+    assert code == 2
+
+
+def test_a_namespace_on_community_edition_warns(vault, workdir):
+    _, results, _ = run_preflight(vault, workdir, "--vault-namespace", "team")
+    assert results["vault.namespace"][0] == "WARN"
+
+
+def test_enterprise_namespaces_are_reported_and_a_missing_one_fails(tmp_path, workdir):
+    sim = vaultenv.SimulatorProcess(extra_args=["-edition=enterprise"])
+    try:
+        root = hvac.Client(url=sim.address, token=sim.root_token)
+        root.sys.create_namespace("team")
+        setup = vaultenv.VaultSetup.__new__(vaultenv.VaultSetup)
+        in_namespace(setup, sim.address, sim.root_token, "team", tmp_path)
+        code, results, _ = run_preflight(setup, workdir, "--vault-namespace", "team")
+        assert results["vault.edition"][1].startswith("Vault Enterprise")
+        assert results["vault.namespace"] == ("PASS", "namespace team reachable")
+
+        code, results, _ = run_preflight(setup, workdir, "--vault-namespace", "other")
+        assert results["vault.namespace"][0] == "FAIL"
+        assert code == 2
+    finally:
+        sim.stop()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def in_namespace(setup, address, root_token, namespace, tmpdir):
+    """VaultSetup's steps with every call inside `namespace`."""
+    client = hvac.Client(url=address, token=root_token, namespace=namespace)
+    setup.address, setup.root = address, client
+    setup.mount, setup.auth_mount, setup.key, setup.policy, setup.role = "transit", "approle", "kek", "kms", "kms"
+    client.sys.enable_secrets_engine("transit", path=setup.mount)
+    client.secrets.transit.create_key(name=setup.key, key_type="aes256-gcm96", mount_point=setup.mount)
+    client.sys.create_or_update_policy(
+        name=setup.policy, policy=vaultenv.POLICY_TEMPLATE.format(mount=setup.mount, key=setup.key))
+    client.sys.enable_auth_method("approle", path=setup.auth_mount)
+    client.auth.approle.create_or_update_approle(
+        role_name=setup.role, token_policies=[setup.policy], token_ttl="1h", mount_point=setup.auth_mount)
+    setup.role_id = client.auth.approle.read_role_id(setup.role, mount_point=setup.auth_mount)["data"]["role_id"]
+    setup.secret_dir = os.path.join(str(tmpdir), "ns-secret")
+    os.mkdir(setup.secret_dir, 0o700)
+    setup.secret_id_path = os.path.join(setup.secret_dir, "secret-id")
+    setup.secret_id = setup.new_secret_id()
+    setup.write_secret_id(setup.secret_id)
+
+
+def tls_setup(address, ca, tmpdir):
+    setup = vaultenv.VaultSetup.__new__(vaultenv.VaultSetup)
+    session = requests.Session()
+    session.verify = ca
+    client = hvac.Client(url=address, token="ROOT", session=session)
+    setup.address, setup.root = address, client
+    setup.mount, setup.auth_mount, setup.key, setup.policy, setup.role = "transit", "approle", "kek", "kms", "kms"
+    client.sys.enable_secrets_engine("transit", path=setup.mount)
+    client.secrets.transit.create_key(
+        name=setup.key, key_type="aes256-gcm96", mount_point=setup.mount, exportable=True,
+        allow_plaintext_backup=True, auto_rotate_period="720h")
+    client.sys.create_or_update_policy(
+        name=setup.policy, policy=vaultenv.POLICY_TEMPLATE.format(mount=setup.mount, key=setup.key))
+    client.sys.enable_auth_method("approle", path=setup.auth_mount)
+    client.auth.approle.create_or_update_approle(
+        role_name=setup.role, token_policies=[setup.policy], token_ttl="1h", mount_point=setup.auth_mount)
+    setup.role_id = client.auth.approle.read_role_id(setup.role, mount_point=setup.auth_mount)["data"]["role_id"]
+    setup.secret_dir = os.path.join(str(tmpdir), "tls-secret")
+    os.makedirs(setup.secret_dir, 0o700, exist_ok=True)
+    setup.secret_id_path = os.path.join(setup.secret_dir, "secret-id")
+    setup.secret_id = setup.new_secret_id()
+    setup.write_secret_id(setup.secret_id)
+    return setup
+
+
+def stats_tls(address, ca):
+    return requests.get(address + "/_sim/stats", timeout=5, verify=ca).json()
+
+
+def make_certificate(tmpdir, hostname):
+    """A CA and a server certificate for `hostname` and 127.0.0.1, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "preflight test CA")])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(str(tmpdir), name) for name in ("server.pem", "server-key.pem", "ca.pem")]
+    with open(paths[0], "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths[1], "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    with open(paths[2], "wb") as handle:
+        handle.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+    return paths
