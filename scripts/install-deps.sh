@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(libnghttp2-dev libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-config)
+# deploy tests: systemd-analyze (systemd), strace and python3-seccomp (seccomp profile), nft, promtool
+apt_packages+=(systemd strace python3-seccomp nftables prometheus)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
