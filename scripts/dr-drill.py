@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Disaster-recovery drill for the Transit KEK: back the key up, destroy it, restore it, and prove
+that ciphertexts written before the loss still decrypt through the running plugin.
+
+Steps (one line each, exit status 0 only if every step passed):
+  1. make the key exportable with allow_plaintext_backup (both one-way in Vault)
+  2. encrypt seeds through the plugin (KMS v2 Encrypt), before and after the backup
+  3. back the key up (GET <mount>/backup/<key>) into a 0600 file
+  4. allow deletion and delete the key; check Decrypt through the plugin now fails
+  5. restore the key from the backup (POST <mount>/restore/<key>) and forbid deletion again
+  6. decrypt every seed through the plugin with its original key_id
+
+Default: a self-contained drill. It starts the Vault simulator (Tests/vaultsim), configures it like
+Tests/e2e/vaultenv.py (key, least-privilege policy, AppRole) and starts the plugin from
+.build/debug (or --bin-dir), then runs the steps and stops both.
+
+Against your own staging set-up: --socket /run/vault-kube-kms/kms.sock --vault-address URL
+--key-path <mount>/keys/<name> [--vault-namespace NS] --confirm-destroy, with an operator token in
+VAULT_TOKEN (never on the command line). The drill DELETES that key for a moment: never point it at
+production. The backup file holds the key material in the clear; it is removed at the end unless
+--keep-backup DIR is given (then it is written there with mode 0600)."""
+import argparse
+import base64
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "Tests", "e2e"))
+
+import grpc  # noqa: E402
+import hvac  # noqa: E402
+
+import kmsclient  # noqa: E402
+
+SEEDS_BEFORE_BACKUP = 3
+SEEDS_AFTER_BACKUP = 2
+
+
+class DrillFailed(Exception):
+    pass
+
+
+def step(name, detail):
+    print(f"ok    {name:<10} {detail}", flush=True)
+
+
+def split_key_path(path):
+    mount, marker, key = path.rpartition("/keys/")
+    if not marker or not mount or not key:
+        raise SystemExit(f"--key-path must look like <mount>/keys/<name> (got {path!r})")
+    return mount, key
+
+
+def encrypt_seeds(client, api, count, label):
+    seeds = []
+    for index in range(count):
+        plaintext = os.urandom(32)
+        answer = client.Encrypt(api.EncryptRequest(plaintext=plaintext, uid=f"dr-{label}-{index}"), timeout=10)
+        seeds.append((plaintext, answer.ciphertext, answer.key_id))
+    return seeds
+
+
+def decrypt(client, api, ciphertext, key_id, uid):
+    return client.Decrypt(api.DecryptRequest(ciphertext=ciphertext, key_id=key_id, uid=uid), timeout=10).plaintext
+
+
+def drill(vault, socket_path, mount, key, keep_backup_dir):
+    api, _ = kmsclient.stubs()
+    client = kmsclient.client(socket_path)
+    transit = vault.secrets.transit
+
+    transit.update_key_configuration(name=key, exportable=True, allow_plaintext_backup=True, mount_point=mount)
+    step("prepare", f"{mount}/keys/{key}: exportable, allow_plaintext_backup")
+
+    seeds = encrypt_seeds(client, api, SEEDS_BEFORE_BACKUP, "before")
+    step("encrypt", f"{len(seeds)} seeds through the plugin, key_id {seeds[0][2]}")
+
+    backup = transit.backup_key(name=key, mount_point=mount)["data"]["backup"]
+    base64.b64decode(backup, validate=True)
+    backup_dir = keep_backup_dir or tempfile.mkdtemp(prefix="kek-backup-")
+    os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    backup_path = os.path.join(backup_dir, f"{key}.backup")
+    fd = os.open(backup_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(backup)
+    del backup
+    step("backup", f"written to {backup_path} (mode 0600)")
+
+    later = encrypt_seeds(client, api, SEEDS_AFTER_BACKUP, "after")
+    seeds += later
+    step("encrypt", f"{len(later)} more seeds after the backup (same key version)")
+
+    deleted = False
+    try:
+        transit.update_key_configuration(name=key, deletion_allowed=True, mount_point=mount)
+        transit.delete_key(name=key, mount_point=mount)
+        deleted = True
+        try:
+            decrypt(client, api, seeds[0][1], seeds[0][2], "dr-lost")
+        except grpc.RpcError as error:
+            step("destroy", f"key deleted; Decrypt through the plugin now fails ({error.code().name})")
+        else:
+            raise DrillFailed("Decrypt still succeeded after the key was deleted: the drill destroyed nothing")
+    finally:
+        # Restore even when a step above failed, so the drill never leaves the key deleted.
+        if deleted:
+            with open(backup_path) as handle:
+                transit.restore_key(backup=handle.read().strip(), name=key, mount_point=mount)
+        transit.update_key_configuration(name=key, deletion_allowed=False, mount_point=mount)
+        if not keep_backup_dir:
+            shutil.rmtree(backup_dir)
+    step("restore", f"{mount}/keys/{key} restored from the backup; deletion_allowed false again")
+
+    for index, (plaintext, ciphertext, key_id) in enumerate(seeds):
+        if decrypt(client, api, ciphertext, key_id, f"dr-check-{index}") != plaintext:
+            raise DrillFailed(f"seed {index} decrypted to different bytes")
+    step("decrypt", f"all {len(seeds)} seeds decrypt through the plugin with their original key_id")
+
+
+def self_contained(bin_dir):
+    """Simulator + VaultSetup + plugin in a temporary directory; returns (vault, socket, cleanup)."""
+    import plugin
+    import vaultenv
+
+    if bin_dir:
+        os.environ["KMS_BIN_DIR"] = bin_dir
+    work = tempfile.mkdtemp(prefix="dr-drill-")
+    os.chmod(work, 0o755)
+    server = vaultenv.SimulatorProcess()
+    try:
+        setup = vaultenv.VaultSetup(server.address, server.root_token, work)
+        running = plugin.Plugin(setup, work)
+    except Exception:
+        server.stop()
+        raise
+    step("start", f"simulator {server.address}, plugin on {running.socket}")
+
+    def cleanup():
+        running.stop()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    return setup.root, setup.mount, setup.key, running.socket, cleanup
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", help="KMS socket of a running plugin (default: start one)")
+    parser.add_argument("--vault-address", default=os.environ.get("VAULT_ADDR"))
+    parser.add_argument("--vault-namespace", default=os.environ.get("VAULT_NAMESPACE"))
+    parser.add_argument("--key-path", help="<mount>/keys/<name> the plugin uses")
+    parser.add_argument("--tls-ca-file", default=os.environ.get("VAULT_CACERT"))
+    parser.add_argument("--confirm-destroy", action="store_true", help="required with --socket: the key is deleted")
+    parser.add_argument("--keep-backup", metavar="DIR", help="keep the backup file in DIR (mode 0600)")
+    parser.add_argument("--bin-dir", help="self-contained mode: where vault-kube-kms is (default .build/debug)")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    cleanup = None
+    try:
+        if args.socket:
+            if not (args.confirm_destroy and args.vault_address and args.key_path and os.environ.get("VAULT_TOKEN")):
+                parser.error("--socket needs --vault-address, --key-path, --confirm-destroy and VAULT_TOKEN")
+            mount, key = split_key_path(args.key_path)
+            vault = hvac.Client(url=args.vault_address, token=os.environ["VAULT_TOKEN"],
+                                namespace=args.vault_namespace, verify=args.tls_ca_file or True)
+            socket_path = args.socket
+        else:
+            vault, mount, key, socket_path, cleanup = self_contained(args.bin_dir)
+        drill(vault, socket_path, mount, key, args.keep_backup)
+    except (DrillFailed, grpc.RpcError, hvac.exceptions.VaultError) as error:
+        detail = f"{error.code().name}: {error.details()}" if isinstance(error, grpc.RpcError) else str(error)
+        print(f"FAIL  {detail}", flush=True)
+        return 1
+    finally:
+        if cleanup:
+            cleanup()
+    print(f"DR drill passed in {time.monotonic() - started:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
