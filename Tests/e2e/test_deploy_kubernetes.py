@@ -82,7 +82,7 @@ def test_split_pod_separates_uids_and_mounts_the_secret_only_into_the_broker():
 def test_spawn_pod_adds_only_the_capabilities_the_privilege_drop_needs():
     pod = load("vault-kube-kms-spawn.yaml")
     (only,) = pod["spec"]["containers"]
-    assert sorted(only["securityContext"]["capabilities"]["add"]) == ["SETGID", "SETPCAP", "SETUID"]
+    assert sorted(only["securityContext"]["capabilities"]["add"]) == ["KILL", "SETGID", "SETPCAP", "SETUID"]
     assert "--front-user=65533" in only["command"]
 
 

@@ -78,11 +78,51 @@ def test_split_units_hold_no_capability_and_front_is_unix_and_loopback_only():
     assert "EnvironmentFile" not in front and "LoadCredential" not in front
 
 
-def test_spawn_unit_keeps_only_the_privilege_drop_capabilities_and_is_not_root():
+def test_spawn_unit_keeps_only_the_privilege_drop_capabilities():
     service = unit("vault-kube-kms.service")["Service"]
-    assert set(service["CapabilityBoundingSet"][0].split()) == {"CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"}
-    assert service["AmbientCapabilities"] == service["CapabilityBoundingSet"]
-    assert service["User"] == ["vault-kube-kms"]
+    assert set(service["CapabilityBoundingSet"][0].split()) == {"CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL"}
+    assert service["AmbientCapabilities"] == [""]
+    assert "User" not in service  # root, bounded: the broker refuses to spawn from another uid
+    assert service["SupplementaryGroups"] == ["vault-kube-kms-clients"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_spawn_works_with_exactly_the_units_privileges(vault, tmp_path):
+    """The spawn unit's privileges, reproduced with setpriv: root with the unit's bounding set
+    only, no-new-privs, the socket group as a supplementary group (no CAP_CHOWN). The plugin
+    serves, the socket has that group, and the front ends with no capability at all."""
+    service = unit("vault-kube-kms.service")["Service"]
+    caps = ",".join("+" + c[len("CAP_"):].lower() for c in service["CapabilityBoundingSet"][0].split())
+    group = "4242"  # stands in for vault-kube-kms-clients
+    os.chmod(tmp_path, 0o755)
+    wrapper = tmp_path / "unit-privileges"
+    wrapper.write_text(f"#!/bin/sh\nexec setpriv --reuid=0 --regid=0 --groups={group} --inh-caps=-all "
+                       f"--bounding-set=-all,{caps} --no-new-privs \"$@\"\n")
+    wrapper.chmod(0o755)
+    real = plugin.installed_bin_dir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(mode=0o755)
+    launcher = bin_dir / "vault-kube-kms"
+    launcher.write_text(f"#!/bin/sh\nexec {wrapper} {real}/vault-kube-kms --front-executable "
+                        f"{real}/vault-kube-kms-front \"$@\"\n")
+    launcher.chmod(0o755)
+    original = plugin.installed_bin_dir
+    plugin._installed = str(bin_dir)
+    try:
+        running = plugin.Plugin(vault, str(tmp_path), extra_args=(
+            "--socket-group", group, "--socket-mode", "0660", "--front-user", "65533"))
+    finally:
+        plugin._installed = real
+    try:
+        assert os.stat(running.socket).st_gid == int(group)
+        broker = running.proc.pid
+        assert plugin.proc_status(broker)["CapBnd"] == "00000000000001e0"  # kill, setgid, setuid, setpcap
+        front = plugin.proc_status(running.front_pid())
+        assert (front["Uid"].split()[0], front["CapEff"], front["CapBnd"]) == ("65533", "0" * 16, "0" * 16)
+    finally:
+        # A clean exit proves the broker could signal the front (another uid) to stop it.
+        assert running.stop() == 0, running.log_text()[-2000:]
+    assert original is plugin.installed_bin_dir
 
 
 @pytest.mark.parametrize("name", ["vault-kube-kms.service", "vault-kube-kms-broker.service"])
