@@ -132,7 +132,8 @@ public final class BrokerService {
     }
 
     /// Stops renewing and probing, waits (at most `min(requestTimeout, 5 s)`) for the Vault calls
-    /// in flight to finish and be answered, cancels whatever is left, then calls `completion`.
+    /// in flight to finish and be answered, cancels whatever is left, revokes the token, then
+    /// calls `completion`.
     public func shutdown(completion: @escaping () -> Void) {
         guard lifecycle == .initial || lifecycle == .running else {
             loop.schedule(afterMillis: 0) { completion() }
@@ -151,7 +152,7 @@ public final class BrokerService {
         guard transport.inFlightCount > 0, EventLoop.nowMillis() < giveUpAt else {
             transport.cancelAll()
             lifecycle = .stopped
-            completion()
+            revokeToken(completion: completion)  // BrokerService+Revoke.swift
             return
         }
         loop.schedule(afterMillis: 10) { [weak self] in self?.drain(until: giveUpAt, completion: completion) }

@@ -20,7 +20,8 @@ final class BrokerClient {
     }
 
     private(set) var state: State = .awaitingHello
-    private let fd: Int32
+    /// The connection; -1 before the first connect in the split topologies.
+    private(set) var fd: Int32
     private unowned let loop: EventLoop
     private let logger: Logger
     private var table = BrokerRequestTable()
@@ -36,10 +37,28 @@ final class BrokerClient {
     var onFailure: ((String) -> Void)?
 
     /// Adopts a connected SOCK_SEQPACKET socket (made non-blocking and close-on-exec here).
+    /// `fd` -1: not connected yet (state `failed` until `reconnect`).
     init(fd: Int32, loop: EventLoop, logger: Logger) {
         self.fd = fd
         self.loop = loop
         self.logger = logger
+        if fd < 0 { state = .failed }
+    }
+
+    /// Split topologies: replaces a failed (or never made) connection with `newFD` and sends
+    /// HELLO on it. Requests outstanding on the old connection are forgotten; their calls were
+    /// already answered UNAVAILABLE.
+    func reconnect(fd newFD: Int32, frontVersion: String) throws(SystemError) {
+        if fd >= 0 {
+            loop.unregister(fd: fd)
+            close(fd)
+        }
+        fd = newFD
+        table.forgetAll()
+        queue.removeAll()
+        queueHead = 0
+        state = .awaitingHello
+        try start(frontVersion: frontVersion)
     }
 
     /// Starts reading and sends HELLO (the front's readiness report in the spawn topology).

@@ -65,4 +65,8 @@ struct BrokerRequestTable {
 
     /// Stops waiting for an answer (see the type's comment).
     mutating func forget(_ id: UInt32) { outstanding[id] = nil }
+
+    /// Stops waiting for every answer (the connection they were sent on is gone). Ids keep
+    /// counting up, so a new connection never reuses an id of the old one.
+    mutating func forgetAll() { outstanding.removeAll() }
 }

@@ -1,6 +1,10 @@
 import KMSRuntime
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The front's settings, resolved from flags and `VAULT_KUBE_KMS_*` environment variables.
 ///
 /// Flags win over the environment. For the two either-or pairs (`--broker-fd`/`--broker-address`,
@@ -21,14 +25,21 @@ public struct FrontConfiguration: Equatable, Sendable {
         /// An inherited, already listening SOCK_STREAM socket (spawn topology: fd 4; socket
         /// activation). The front never binds or unlinks anything then.
         case inheritedFD(Int32)
-        /// A socket path the front binds (mode 0660) and removes when it exits.
+        /// A socket path the front binds (`socketMode`, `socketGroup`) and removes when it exits.
         case address(ListenAddress)
+        /// systemd socket activation (`LISTEN_FDS`): the front serves the inherited listening
+        /// stream socket and never unlinks it.
+        case socketActivated
     }
 
     public var broker: BrokerEndpoint
     public var listen: ListenEndpoint
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
+    /// Mode of a KMS socket the front binds itself (default 0660: no access for others).
+    public var socketMode: mode_t = 0o660
+    /// Group of a KMS socket the front binds itself (nil: the front's own group).
+    public var socketGroup: gid_t?
 
     public init(
         broker: BrokerEndpoint, listen: ListenEndpoint, logLevel: Logger.Level = .info, logFormat: LogFormat = .json
@@ -43,8 +54,9 @@ public struct FrontConfiguration: Equatable, Sendable {
     /// (`VAULT_KUBE_KMS_<FLAG>`, see `EnvironmentFallback`).
     public init(
         brokerFD: String?, brokerAddress: String?, listenFD: String?, listenAddress: String?,
-        logLevel: String?, logFormat: String?,
-        environment: (String) -> String? = EnvironmentFallback.value
+        logLevel: String?, logFormat: String?, socketMode: String? = nil, socketGroup: String? = nil,
+        environment: (String) -> String? = EnvironmentFallback.value,
+        defaultLogFormat: () -> LogFormat = LogFormat.defaultForStderr
     ) throws(ConfigurationError) {
         func env(_ flag: String) -> String? { environment(EnvironmentFallback.variableName(forFlag: flag)) }
 
@@ -62,7 +74,12 @@ public struct FrontConfiguration: Equatable, Sendable {
         switch listenPair {
         case (let fd?, nil): listen = .inheritedFD(try Self.parseFD(fd, flag: "listen-fd"))
         case (nil, let address?): listen = .address(try ListenAddress(parsing: address))
-        case (nil, nil): throw ConfigurationError("one of --listen-fd or --listen-address is required")
+        case (nil, nil):
+            // Socket activation only when neither flag nor variable names a socket.
+            guard environment("LISTEN_FDS") != nil else {
+                throw ConfigurationError("one of --listen-fd or --listen-address is required (or socket activation)")
+            }
+            listen = .socketActivated
         default: throw ConfigurationError("--listen-fd and --listen-address are mutually exclusive")
         }
         if case .inheritedFD(let a) = broker, case .inheritedFD(let b) = listen, a == b {
@@ -75,11 +92,17 @@ public struct FrontConfiguration: Equatable, Sendable {
                 "invalid log level \(levelText.debugDescription) (trace|debug|info|notice|warning|error|critical)")
         }
         self.logLevel = level
-        let formatText = logFormat ?? env("log-format") ?? "json"
+        let formatText = logFormat ?? env("log-format") ?? defaultLogFormat().rawValue
         guard let format = LogFormat(rawValue: formatText) else {
-            throw ConfigurationError("invalid log format \(formatText.debugDescription) (json|text)")
+            throw ConfigurationError("invalid log format \(formatText.debugDescription) (json|text|journald)")
         }
         self.logFormat = format
+        if let modeText = socketMode ?? env("socket-mode") {
+            self.socketMode = try SocketOptions.parseMode(modeText)
+        }
+        if let groupText = socketGroup ?? env("socket-group") {
+            self.socketGroup = try SocketOptions.resolveGroup(groupText)
+        }
     }
 
     /// A descriptor number: decimal, at least 3 (0-2 are stdio), at most Int32.max.

@@ -11,8 +11,9 @@ public enum FrontProcess {
     /// The front's version, sent to the broker in HELLO.
     public static let version = "0.1.0"
 
-    /// Runs the front until SIGTERM/SIGINT (exit status 0) or until the broker connection is
-    /// lost or misbehaves (status 1: in the spawn topology the broker restarts the front).
+    /// Runs the front until SIGTERM/SIGINT (exit status 0). In the spawn topology a lost or
+    /// misbehaving broker connection ends it with status 1 (the broker restarts the front); in
+    /// the split topologies (`--broker-address`) the front reconnects with backoff instead.
     public static func run(_ configuration: FrontConfiguration) -> Int32 {
         LogSetup.bootstrap(process: "front", level: configuration.logLevel, format: configuration.logFormat)
         let logger = Logger(label: "front")
@@ -42,12 +43,17 @@ final class FrontServer {
     /// timeout is 3 s, so a call in flight at SIGTERM normally ends well within this.
     static let drainMillis: Int64 = 5_000
 
-    private(set) var lifecycle: Lifecycle = .awaitingHello
-    private let loop: EventLoop
-    private let logger: Logger
+    var lifecycle: Lifecycle = .awaitingHello
+    let loop: EventLoop
+    let logger: Logger
     private let configuration: FrontConfiguration
     private let broker: BrokerClient
-    private let grpc: GRPCServer
+    let grpc: GRPCServer
+    /// Reconnect backoff in the split topologies (FrontServer+Reconnect.swift).
+    var reconnectDelayMillis = FrontServer.minReconnectMillis
+    var readyNotified = false
+    let systemdStatus = SystemdStatus()
+    private var watchdog: SystemdWatchdog?
     /// The socket path the front bound itself and removes on exit (nil for an inherited fd).
     private let boundPath: String?
     private var exitStatus: Int32 = 0
@@ -63,15 +69,18 @@ final class FrontServer {
             throw ConfigurationError("event loop: \(error)")
         }
 
-        let (listenFD, boundPath) = try Self.openListener(configuration.listen)
+        let (listenFD, boundPath) = try Self.openListener(
+            configuration.listen, mode: configuration.socketMode, group: configuration.socketGroup)
         self.boundPath = boundPath
-        let brokerFD: Int32
-        do {
-            brokerFD = try Self.openBroker(configuration.broker)
-        } catch {
-            close(listenFD)
-            if let boundPath { unlink(boundPath) }
-            throw error
+        var brokerFD: Int32 = -1
+        if case .inheritedFD = configuration.broker {
+            do {
+                brokerFD = try Self.openBroker(configuration.broker)
+            } catch {
+                close(listenFD)
+                if let boundPath { unlink(boundPath) }
+                throw error
+            }
         }
         broker = BrokerClient(fd: brokerFD, loop: loop, logger: logger)
         grpc = GRPCServer(listenFD: listenFD, loop: loop, broker: broker, logger: logger)
@@ -87,14 +96,20 @@ final class FrontServer {
             try loop.handleSignals([SIGTERM, SIGINT]) { [unowned self] signal in self.signalled(signal) }
             try grpc.startAccepting()
             // HELLO only once the KMS socket accepts: in the spawn topology it is the readiness report.
-            try broker.start(frontVersion: FrontProcess.version)
+            if case .inheritedFD = configuration.broker { try broker.start(frontVersion: FrontProcess.version) }
         } catch {
             logger.critical("startup.failed", metadata: ["reason": "\(error)"])
             cleanUp()
             return 1
         }
         logger.info("front.start", metadata: ["listen": "\(listenDescription)", "pid": "\(getpid())"])
+        watchdog = SystemdWatchdog.start(on: loop)
+        if case .address = configuration.broker {
+            systemdStatus.report("connecting to the broker")
+            connectBroker()
+        }
         loop.run()
+        watchdog?.stop()
         cleanUp()
         return exitStatus
     }
@@ -103,22 +118,43 @@ final class FrontServer {
         switch configuration.listen {
         case .inheritedFD(let fd): "fd:\(fd)"
         case .address(let address): address.description
+        case .socketActivated: "socket activation"
         }
     }
+
+    var isSplit: Bool {
+        if case .address = configuration.broker { return true }
+        return false
+    }
+
+    var brokerAddress: ListenAddress? {
+        if case .address(let address) = configuration.broker { return address }
+        return nil
+    }
+
+    /// The broker connection, for the reconnect logic.
+    var brokerClient: BrokerClient { broker }
 
     private func brokerReady(_ answer: HelloAnswer) {
         guard lifecycle == .awaitingHello else { return }
         lifecycle = .running
+        reconnectDelayMillis = Self.minReconnectMillis
         logger.info(
             "broker.ready",
             metadata: ["broker_version": "\(answer.brokerVersion)", "max_in_flight": "\(answer.maxInFlight)"])
-        SystemdNotify.send("READY=1")
+        // READY=1 once: the KMS socket listens and the broker answered HELLO.
+        if !readyNotified {
+            readyNotified = true
+            SystemdNotify.send("READY=1")
+        }
+        systemdStatus.report("serving \(listenDescription)")
     }
 
     /// The broker connection is unusable: answer every open call UNAVAILABLE and exit 1 (0 when
     /// already draining: the front was asked to stop anyway, and the broker may be stopping too).
     private func brokerFailed(_ reason: String) {
         guard lifecycle != .stopped else { return }
+        if isSplit && lifecycle != .draining { return brokerLost(reason) }
         logger.error("broker.connection_failed", metadata: ["reason": "\(reason)"])
         if lifecycle != .draining { exitStatus = 1 }
         grpc.failAll(GRPCStatus(.unavailable, "broker connection lost"))
@@ -131,6 +167,7 @@ final class FrontServer {
             logger.info("shutdown.begin", metadata: ["signal": "\(signal)"])
             lifecycle = .draining
             SystemdNotify.send("STOPPING=1")
+            systemdStatus.report("shutting down")
             loop.schedule(afterMillis: Self.drainMillis) { [weak self] in
                 guard let self, self.lifecycle == .draining else { return }
                 self.logger.warning("front.drain_timeout", metadata: ["connections": "\(self.grpc.connections.count)"])
@@ -159,7 +196,9 @@ final class FrontServer {
     }
 
     /// The listening KMS socket: adopted (never bound or unlinked by the front) or bound here.
-    private static func openListener(_ endpoint: FrontConfiguration.ListenEndpoint) throws(ConfigurationError) -> (
+    private static func openListener(
+        _ endpoint: FrontConfiguration.ListenEndpoint, mode: mode_t, group: gid_t?
+    ) throws(ConfigurationError) -> (
         fd: Int32, boundPath: String?
     ) {
         switch endpoint {
@@ -168,9 +207,20 @@ final class FrontServer {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             return (fd, nil)
         case .address(let address):
-            let fd = try SocketListener.listen(at: address, options: SocketListener.Options(mode: 0o660))
+            if case .path(let path) = address { try SocketDirectory.check(socketPath: path) }
+            let fd = try SocketListener.listen(at: address, options: SocketListener.Options(mode: mode, groupID: group))
             if case .path(let path) = address { return (fd, path) }
             return (fd, nil)
+        case .socketActivated:
+            let stream = Int32(SOCK_STREAM.rawValue)
+            guard
+                let socket = SocketActivation.listeningSocket(
+                    of: stream, in: SocketActivation.inheritedSockets(), preferredName: "kms")
+            else {
+                throw ConfigurationError("socket activation: no listening Unix stream socket was passed (LISTEN_FDS)")
+            }
+            _ = fcntl(socket.fd, F_SETFD, FD_CLOEXEC)
+            return (socket.fd, nil)
         }
     }
 

@@ -58,6 +58,10 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         }
         stream.uid = call.uid
         guard case .ready = broker.state else {
+            if method == .status, broker.state == .failed {
+                // Split topologies: the broker is away and the front reconnecting (BrokerAway.swift).
+                return complete(stream, on: connection, with: KMSService.brokerAwayStatus())
+            }
             return complete(stream, on: connection, with: .failure(GRPCStatus(.unavailable, "broker not ready")))
         }
         guard let requestID = broker.send(call.type, payload: call.payload) else {

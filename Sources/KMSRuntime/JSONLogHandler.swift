@@ -8,6 +8,8 @@ import Logging
 public enum LogFormat: String, Sendable, CaseIterable {
     case json
     case text
+    /// Native journald entries (JournaldLogHandler.swift).
+    case journald
 }
 
 /// A swift-log backend writing one event per line to stderr: JSON objects (default) or
@@ -35,7 +37,7 @@ public struct LineLogHandler: LogHandler {
         if let extra = event.metadata { fields.merge(extra) { _, new in new } }
         let line: String
         switch format {
-        case .json:
+        case .json, .journald:
             line = Self.jsonLine(
                 time: Self.timestamp(), level: event.level, process: label, event: "\(event.message)", fields: fields)
         case .text:
@@ -121,6 +123,12 @@ public struct LineLogHandler: LogHandler {
 /// Process-wide logging setup; call once from main before anything logs.
 public enum LogSetup {
     public static func bootstrap(process: String, level: Logger.Level, format: LogFormat) {
-        LoggingSystem.bootstrap { label in LineLogHandler(label: process, level: level, format: format) }
+        LoggingSystem.bootstrap { label in
+            if format == .journald {
+                let identifier = process == "front" ? "vault-kube-kms-front" : "vault-kube-kms"
+                return JournaldLogHandler(process: process, identifier: identifier, level: level)
+            }
+            return LineLogHandler(label: process, level: level, format: format)
+        }
     }
 }

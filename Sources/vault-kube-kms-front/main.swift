@@ -21,13 +21,24 @@ struct FrontCommand: ParsableCommand {
     @Option(name: .customLong("listen-fd"), help: "Listening SOCK_STREAM socket for gRPC (VAULT_KUBE_KMS_LISTEN_FD).")
     var listenFD: String?
 
-    @Option(help: "gRPC socket to bind, unix:///path, mode 0660 (VAULT_KUBE_KMS_LISTEN_ADDRESS).")
+    @Option(
+        help: """
+            gRPC socket to bind, unix:///path or unix:///@abstract (VAULT_KUBE_KMS_LISTEN_ADDRESS); \
+            without it and --listen-fd, a socket-activated one (LISTEN_FDS) is served.
+            """)
     var listenAddress: String?
+
+    @Option(help: "Mode of the socket --listen-address binds, octal (VAULT_KUBE_KMS_SOCKET_MODE, default 0660).")
+    var socketMode: String?
+
+    @Option(help: "Group owning the socket --listen-address binds, name or gid (VAULT_KUBE_KMS_SOCKET_GROUP).")
+    var socketGroup: String?
 
     @Option(help: "trace|debug|info|notice|warning|error|critical (VAULT_KUBE_KMS_LOG_LEVEL, default info).")
     var logLevel: String?
 
-    @Option(help: "json|text (VAULT_KUBE_KMS_LOG_FORMAT, default json).")
+    @Option(
+        help: "json|text|journald (VAULT_KUBE_KMS_LOG_FORMAT; default journald when stderr is the journal, else json).")
     var logFormat: String?
 
     func run() throws {
@@ -35,7 +46,7 @@ struct FrontCommand: ParsableCommand {
         do {
             configuration = try FrontConfiguration(
                 brokerFD: brokerFD, brokerAddress: brokerAddress, listenFD: listenFD, listenAddress: listenAddress,
-                logLevel: logLevel, logFormat: logFormat)
+                logLevel: logLevel, logFormat: logFormat, socketMode: socketMode, socketGroup: socketGroup)
         } catch {
             throw ValidationError(error.description)
         }

@@ -12,8 +12,8 @@ struct LoggingOptions {
             throw ValidationError(
                 "--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let parsedFormat = LogFormat(rawValue: format ?? "json") else {
-            throw ValidationError("--log-format must be json or text")
+        guard let parsedFormat = LogFormat(rawValue: format ?? LogFormat.defaultForStderr().rawValue) else {
+            throw ValidationError("--log-format must be json, text or journald")
         }
         self.level = parsedLevel
         self.format = parsedFormat

@@ -1,0 +1,57 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The split topologies: the front connects to the broker's socket itself and, when the broker
+/// goes away (restart, upgrade, crash), keeps serving: Status answers a non-ok healthz and
+/// Encrypt/Decrypt answer UNAVAILABLE at once, while it reconnects with capped exponential backoff.
+extension FrontServer {
+    static let minReconnectMillis: Int64 = 100
+    static let maxReconnectMillis: Int64 = 5_000
+
+    /// Connects to the broker and sends HELLO; on failure schedules the next attempt.
+    func connectBroker() {
+        guard let address = brokerAddress, lifecycle == .awaitingHello else { return }
+        let fd: Int32
+        do {
+            fd = try UnixSocket.connect(to: address, type: Int32(SOCK_SEQPACKET.rawValue))
+        } catch {
+            return retryLater("connect to broker at \(address): \(error)")
+        }
+        do {
+            try brokerClient.reconnect(fd: fd, frontVersion: FrontProcess.version)
+        } catch {
+            close(fd)
+            return retryLater("broker connection setup: \(error)")
+        }
+        logger.info("broker.connected", metadata: ["broker": "\(address)"])
+    }
+
+    /// The broker connection failed while serving: answer what is open UNAVAILABLE, report it,
+    /// and reconnect.
+    func brokerLost(_ reason: String) {
+        logger.warning("broker.connection_lost", metadata: ["reason": "\(reason)"])
+        grpc.failAll(GRPCStatus(.unavailable, "broker connection lost"))
+        lifecycle = .awaitingHello
+        retryLater(reason)
+    }
+
+    private func retryLater(_ reason: String) {
+        systemdStatus.report("broker unavailable")
+        let delay = reconnectDelayMillis
+        reconnectDelayMillis = Self.nextDelay(after: delay)
+        logger.warning("broker.reconnect_scheduled", metadata: ["reason": "\(reason)", "delay_ms": "\(delay)"])
+        loop.schedule(afterMillis: delay) { [weak self] in self?.connectBroker() }
+    }
+
+    /// Doubles the delay up to `maxReconnectMillis`, with up to 20 % jitter so that fronts do
+    /// not reconnect in lockstep.
+    static func nextDelay(after delay: Int64) -> Int64 {
+        let doubled = min(delay * 2, maxReconnectMillis)
+        return doubled - Int64.random(in: 0...(doubled / 5))
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Broker
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `vault-kube-kms broker`: the broker alone, for the split topologies (two systemd units, two
+/// containers of a static Pod). It serves broker protocol v1 on a SOCK_SEQPACKET socket, its own
+/// (`--broker-listen-address`) or a socket-activated one, to peers whose `SO_PEERCRED` uid/gid
+/// match `--allowed-front-uid`/`--allowed-front-gid`. The front is started separately.
+struct BrokerSplitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker",
+        abstract: "Run only the broker, serving a separately started front over a Unix socket.")
+
+    @Option(help: "Broker socket to create, unix:///path or unix:///@abstract (omit under socket activation).")
+    var brokerListenAddress: String?
+    @Option(help: "Uid the front runs as; other peers are refused.")
+    var allowedFrontUid: UInt32?
+    @Option(help: "Gid the front runs as; other peers are refused.")
+    var allowedFrontGid: UInt32?
+    @Option(help: "Group owning the broker socket (name or gid), so the front's group can connect.")
+    var brokerSocketGroup: String?
+    @Option(help: "Mode of the broker socket, octal (default 0660; no access for others is allowed).")
+    var brokerSocketMode: String?
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var log: LogOptions
+
+    func run() throws {
+        let logging = try log.resolved()
+        LogSetup.bootstrap(process: "broker", level: logging.level, format: logging.format)
+        let logger = Logger(label: "broker")
+        do {
+            try serve(logger: logger)
+        } catch {
+            logger.critical("startup.failed", metadata: ["reason": "\(error.description)"])
+            throw ExitCode(1)
+        }
+    }
+
+    private func serve(logger: Logger) throws(ConfigurationError) {
+        try BrokerProcess.disableDumping()
+        signal(SIGPIPE, SIG_IGN)
+        let policy = SplitListener.PeerPolicy(
+            uid: try numeric(allowedFrontUid, "allowed-front-uid"),
+            gid: try numeric(allowedFrontGid, "allowed-front-gid"))
+        guard policy.uid != nil || policy.gid != nil else {
+            throw ConfigurationError("--allowed-front-uid or --allowed-front-gid is required")
+        }
+        let configuration = try vault.configuration()
+        let loop = try wrap { () throws(SystemError) in try EventLoop() }
+        let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
+        let (listenFD, boundPath, socketName) = try openListener()
+
+        let status = SystemdStatus()
+        let listener = SplitListener(fd: listenFD, loop: loop, logger: logger, policy: policy) { fd, closed in
+            service.attachFront(fd: fd, onHello: { logger.info("front.ready") }, onClose: closed)
+        }
+        let watchdog = SystemdWatchdog.start(on: loop)
+        // STATUS= follows the health reason; polled on the loop, sent only on change.
+        func reportHealth() {
+            status.report(service.healthReason == "ok" ? "serving \(socketName)" : service.healthReason)
+            loop.schedule(afterMillis: 1_000) { reportHealth() }
+        }
+
+        var shuttingDown = false
+        try wrap { () throws(SystemError) in
+            try loop.handleSignals([SIGTERM, SIGINT]) { signal in
+                guard !shuttingDown else { return }
+                shuttingDown = true
+                logger.info("shutdown.begin", metadata: ["signal": "\(signal)"])
+                SystemdNotify.send("STOPPING=1")
+                listener.stop()
+                service.shutdown {
+                    if let boundPath { unlink(boundPath) }
+                    close(listenFD)
+                    watchdog?.stop()
+                    logger.info("shutdown.done")
+                    loop.stop()
+                }
+            }
+        }
+        service.start()
+        do {
+            try wrap { () throws(SystemError) in try listener.start() }
+        } catch {
+            if let boundPath { unlink(boundPath) }
+            throw error
+        }
+        // The secret-ID file was read and checked and the socket accepts: the broker can serve.
+        SystemdNotify.send("READY=1")
+        reportHealth()
+        logger.info(
+            "broker.started",
+            metadata: [
+                "broker_socket": "\(socketName)", "vault": "\(configuration.vaultAddress)",
+                "key_path": "\(configuration.vaultKeyPath)",
+            ])
+        loop.run()
+    }
+
+    private func numeric(_ value: UInt32?, _ flag: String) throws(ConfigurationError) -> UInt32? {
+        if let value { return value }
+        guard let text = Flags.resolve(nil, flag) else { return nil }
+        guard let parsed = UInt32(text) else { throw ConfigurationError("--\(flag) must be a number") }
+        return parsed
+    }
+
+    /// The socket-activated SOCK_SEQPACKET socket if there is one, else the socket bound here.
+    private func openListener() throws(ConfigurationError) -> (fd: Int32, boundPath: String?, description: String) {
+        let seqpacket = Int32(SOCK_SEQPACKET.rawValue)
+        if let inherited = SocketActivation.listeningSocket(
+            of: seqpacket, in: SocketActivation.inheritedSockets(), preferredName: "broker")
+        {
+            _ = fcntl(inherited.fd, F_SETFD, FD_CLOEXEC)
+            return (inherited.fd, nil, "fd:\(inherited.fd) (\(inherited.name))")
+        }
+        let address = try ListenAddress(parsing: Flags.required(brokerListenAddress, "broker-listen-address"))
+        let mode = try SocketOptions.parseMode(Flags.resolve(brokerSocketMode, "broker-socket-mode") ?? "0660")
+        let group = try Flags.resolve(brokerSocketGroup, "broker-socket-group").map(SocketOptions.resolveGroup)
+        if case .path(let path) = address { try SocketDirectory.check(socketPath: path) }
+        let fd = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group, type: seqpacket))
+        if case .path(let path) = address { return (fd, path, address.description) }
+        return (fd, nil, address.description)
+    }
+}
