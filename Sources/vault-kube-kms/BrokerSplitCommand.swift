@@ -55,16 +55,10 @@ struct BrokerSplitCommand: ParsableCommand {
         let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
         let (listenFD, boundPath, socketName) = try openListener()
 
-        let status = SystemdStatus()
         let listener = SplitListener(fd: listenFD, loop: loop, logger: logger, policy: policy) { fd, closed in
             service.attachFront(fd: fd, onHello: { logger.info("front.ready") }, onClose: closed)
         }
         let watchdog = SystemdWatchdog.start(on: loop)
-        // STATUS= follows the health reason; polled on the loop, sent only on change.
-        func reportHealth() {
-            status.report(service.healthReason == "ok" ? "serving \(socketName)" : service.healthReason)
-            loop.schedule(afterMillis: 1_000) { reportHealth() }
-        }
 
         var shuttingDown = false
         try wrap { () throws(SystemError) in
@@ -92,7 +86,7 @@ struct BrokerSplitCommand: ParsableCommand {
         }
         // The secret-ID file was read and checked and the socket accepts: the broker can serve.
         SystemdNotify.send("READY=1")
-        reportHealth()
+        HealthStatusReporter.start(service: service, loop: loop, serving: socketName)
         logger.info(
             "broker.started",
             metadata: [

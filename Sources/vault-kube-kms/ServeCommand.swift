@@ -82,6 +82,8 @@ struct ServeCommand: ParsableCommand {
                 onClose: {})
         }
 
+        // WATCHDOG=1 and STATUS= (the spawned front has an empty environment: only the broker notifies).
+        let watchdog = SystemdWatchdog.start(on: loop)
         var shuttingDown = false
         try wrap { () throws(SystemError) in
             try loop.handleSignals([SIGTERM, SIGINT]) { signal in
@@ -94,12 +96,14 @@ struct ServeCommand: ParsableCommand {
                         if case .path(let path) = address { unlink(path) }
                         close(listenFD)
                         logger.info("shutdown.done")
+                        watchdog?.stop()
                         loop.stop()
                     }
                 }
             }
         }
         service.start()
+        HealthStatusReporter.start(service: service, loop: loop, serving: "\(address)") { readyNotified }
         do {
             try supervisor.start()
         } catch {

@@ -122,6 +122,8 @@ class SplitPlugin:
     def front_command(self):
         front = [os.path.join(self.bin, "vault-kube-kms-front"), "--broker-address", f"unix://{self.broker_socket}",
                  "--log-level", "debug", *self.front_args]
+        if self.mode == "custom":  # the listen flags are in front_args
+            return front
         if self.mode == "socket":
             return front + ["--listen-address", f"unix://{self.socket}"]
         assert SOCKET_ACTIVATE, "systemd-socket-activate is not installed"
