@@ -207,6 +207,14 @@ final class FrontServer {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             return (fd, nil)
         case .address(let address):
+            // A socket unit's socket wins over the address (which then only documents it): the
+            // unit owns the file, and binding it here would find it live and stop.
+            if let socket = SocketActivation.listeningSocket(
+                of: Int32(SOCK_STREAM.rawValue), in: SocketActivation.inheritedSockets(), preferredName: "kms")
+            {
+                _ = fcntl(socket.fd, F_SETFD, FD_CLOEXEC)
+                return (socket.fd, nil)
+            }
             if case .path(let path) = address { try SocketDirectory.check(socketPath: path) }
             let fd = try SocketListener.listen(at: address, options: SocketListener.Options(mode: mode, groupID: group))
             if case .path(let path) = address { return (fd, path) }

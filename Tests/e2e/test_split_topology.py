@@ -118,6 +118,23 @@ def test_activated_socket_is_served_and_never_unlinked(vault, workdir):
     assert os.path.exists(running.socket) and os.stat(running.socket).st_ino == inode
 
 
+def test_activated_socket_wins_over_a_listen_address_naming_it(vault, workdir):
+    # The shipped front unit names the socket with --listen-address and gets it from the socket
+    # unit: the front must serve the inherited socket, not find the file live and stop.
+    if not SOCKET_ACTIVATE:
+        pytest.skip("systemd-socket-activate not installed")
+    running = SplitPlugin(vault, workdir, mode="activation", start_front=False)
+    running.front_args = ["--listen-address", f"unix://{running.socket}"]
+    try:
+        running.start_front()
+        running.wait_healthy()
+        inode = os.stat(running.socket).st_ino
+    finally:
+        codes = running.stop()
+    assert codes["front"] == 0
+    assert os.stat(running.socket).st_ino == inode
+
+
 # --- SO_PEERCRED ----------------------------------------------------------------------------------
 
 def test_a_peer_with_another_uid_is_refused_with_a_log_line(split):
