@@ -26,6 +26,21 @@ public struct BrokerConfiguration: Sendable {
     /// Interval of the background key metadata probe; also the minimum interval between the
     /// metadata refreshes that an unknown Decrypt version may trigger.
     public var keyCheckIntervalMillis: Int
+    /// Interval of the deep probe (an encrypt/decrypt round trip with the active version).
+    public var deepCheckIntervalMillis: Int
+    /// The TLS server name to present (SNI) and verify, when it differs from the address's host
+    /// (a load balancer in front of Vault): the broker connects to the address but speaks TLS
+    /// to this name.
+    public var tlsServerName: String?
+    /// Client certificate (PEM) for Vault listeners that require one, with its key.
+    public var tlsClientCertFile: String?
+    public var tlsClientKeyFile: String?
+    /// Development only: do not verify Vault's certificate. Logged loudly and exported.
+    public var tlsSkipVerify: Bool
+    /// Refuse to serve unless `sys/license/status` says Vault Enterprise.
+    public var requireEnterprise: Bool
+    /// Warnings found while parsing (deprecated flags), logged by the broker at start.
+    public var warnings: [String] = []
 
     public init(
         vaultAddress: String,
@@ -38,7 +53,13 @@ public struct BrokerConfiguration: Sendable {
         caFile: String? = nil,
         connectTimeoutMillis: Int = 5000,
         requestTimeoutMillis: Int = 10_000,
-        keyCheckIntervalMillis: Int = 30_000
+        keyCheckIntervalMillis: Int = 30_000,
+        deepCheckIntervalMillis: Int = 300_000,
+        tlsServerName: String? = nil,
+        tlsClientCertFile: String? = nil,
+        tlsClientKeyFile: String? = nil,
+        tlsSkipVerify: Bool = false,
+        requireEnterprise: Bool = false
     ) {
         self.vaultAddress = vaultAddress
         self.vaultKeyPath = vaultKeyPath
@@ -51,6 +72,12 @@ public struct BrokerConfiguration: Sendable {
         self.connectTimeoutMillis = connectTimeoutMillis
         self.requestTimeoutMillis = requestTimeoutMillis
         self.keyCheckIntervalMillis = keyCheckIntervalMillis
+        self.deepCheckIntervalMillis = deepCheckIntervalMillis
+        self.tlsServerName = tlsServerName
+        self.tlsClientCertFile = tlsClientCertFile
+        self.tlsClientKeyFile = tlsClientKeyFile
+        self.tlsSkipVerify = tlsSkipVerify
+        self.requireEnterprise = requireEnterprise
     }
 
     /// Checks every field and returns a normalised copy (address without trailing `/`, empty
@@ -69,9 +96,19 @@ public struct BrokerConfiguration: Sendable {
         copy.vaultNamespace = try Self.validateNamespace(vaultNamespace, what: "Vault namespace")
         copy.authNamespace = try Self.validateNamespace(authNamespace, what: "Vault auth namespace")
         if let caFile, caFile.isEmpty { copy.caFile = nil }
+        copy.tlsServerName = try Self.validateServerName(tlsServerName)
+        if tlsClientCertFile?.isEmpty == true { copy.tlsClientCertFile = nil }
+        if tlsClientKeyFile?.isEmpty == true { copy.tlsClientKeyFile = nil }
+        guard (copy.tlsClientCertFile == nil) == (copy.tlsClientKeyFile == nil) else {
+            throw ConfigurationError("--tls-client-cert and --tls-client-key must be given together")
+        }
+        let usesTLSOptions = copy.caFile != nil || copy.tlsServerName != nil || copy.tlsClientCertFile != nil
+        if usesTLSOptions || tlsSkipVerify, copy.vaultAddress.hasPrefix("http://") {
+            copy.warnings.append("TLS options are set but the Vault address is http://: they have no effect")
+        }
         for (name, value) in [
             ("connect timeout", connectTimeoutMillis), ("request timeout", requestTimeoutMillis),
-            ("key check interval", keyCheckIntervalMillis),
+            ("key check interval", keyCheckIntervalMillis), ("deep check interval", deepCheckIntervalMillis),
         ] {
             guard (1...3_600_000).contains(value) else {
                 throw ConfigurationError("\(name) must be between 1 ms and 1 h (got \(value) ms)")
@@ -103,6 +140,16 @@ public struct BrokerConfiguration: Sendable {
             )
         }
         return trimmed
+    }
+
+    /// A DNS name (or IP literal) for SNI and verification: letters, digits, `-`, `.`, `:`.
+    static func validateServerName(_ name: String?) throws(ConfigurationError) -> String? {
+        guard let name, !name.isEmpty else { return nil }
+        guard name.utf8.count <= 253,
+            name.unicodeScalars.allSatisfy({ isWordCharacter($0) || $0 == "-" || $0 == "." || $0 == ":" }),
+            !name.hasPrefix("."), !name.hasPrefix("-")
+        else { throw ConfigurationError("TLS server name \(name.debugDescription) is not a host name") }
+        return name
     }
 
     static func validateMount(_ mount: String, what: String) throws(ConfigurationError) {

@@ -28,9 +28,15 @@ public final class BrokerService {
     let loop: EventLoop
     let logger: Logger
     let transport: any VaultTransport
+    let instruments: InstrumentedTransport
     let tokens: TokenLifecycle
     let transit: TransitClient
     let keyProbe: KeyProbe
+    let deepProbe: DeepProbe
+    let editionProbe: EditionProbe
+    /// The last health reason logged (health changes are logged, with the skip-verify warning).
+    private var loggedHealth: String?
+    private var healthTimer: EventLoop.TimerID?
     private(set) var lifecycle: Lifecycle = .initial
     private var connections: [UInt64: FrontConnection] = [:]
     private var nextConnectionSerial: UInt64 = 1
@@ -46,7 +52,9 @@ public final class BrokerService {
             loop: loop,
             options: .init(
                 baseURL: checked.vaultAddress, caFile: checked.caFile,
-                connectTimeoutMillis: checked.connectTimeoutMillis))
+                connectTimeoutMillis: checked.connectTimeoutMillis, serverName: checked.tlsServerName,
+                clientCertFile: checked.tlsClientCertFile, clientKeyFile: checked.tlsClientKeyFile,
+                skipVerify: checked.tlsSkipVerify))
         try self.init(configuration: checked, loop: loop, logger: logger, transport: transport)
     }
 
@@ -60,6 +68,8 @@ public final class BrokerService {
         self.configuration = checked
         self.loop = loop
         self.logger = logger
+        instruments = InstrumentedTransport(transport)
+        let transport: any VaultTransport = instruments
         self.transport = transport
         tokens = TokenLifecycle(
             loop: loop, transport: transport,
@@ -72,7 +82,17 @@ public final class BrokerService {
             loop: loop, transit: transit, namespace: checked.vaultNamespace ?? "",
             intervalMillis: checked.keyCheckIntervalMillis,
             requestTimeoutMillis: checked.requestTimeoutMillis, logger: logger)
-        tokens.onLogin = { [weak self] in self?.keyProbe.probe() }
+        deepProbe = DeepProbe(
+            loop: loop, transit: transit, keyProbe: keyProbe, intervalMillis: checked.deepCheckIntervalMillis,
+            requestTimeoutMillis: checked.requestTimeoutMillis, logger: logger)
+        editionProbe = EditionProbe(
+            transport: transport, tokens: tokens, namespace: checked.effectiveAuthNamespace,
+            requireEnterprise: checked.requireEnterprise, requestTimeoutMillis: checked.requestTimeoutMillis,
+            logger: logger)
+        tokens.onLogin = { [weak self] in
+            self?.keyProbe.probe()
+            self?.editionProbe.detect()
+        }
     }
 
     private static func checkSecretIDFile(_ path: String) throws(ConfigurationError) {
@@ -87,10 +107,66 @@ public final class BrokerService {
     public func start() {
         guard lifecycle == .initial else { return }
         lifecycle = .running
+        let tls = TLSLibraryInfo.current()
         logger.info(
-            "broker.start", metadata: ["vault": "\(configuration.vaultAddress)", "key": "\(transit.keyMetadataPath)"])
+            "broker.start",
+            metadata: [
+                "vault": "\(configuration.vaultAddress)", "key": "\(transit.keyMetadataPath)",
+                "namespace": "\(configuration.vaultNamespace ?? "")",
+                "auth_namespace": "\(configuration.effectiveAuthNamespace ?? "")",
+                "tls_sni": "\(configuration.tlsServerName ?? "")",
+                "tls_client_cert": "\(configuration.tlsClientCertFile != nil)",
+                "openssl": "\(tls.openSSLVersion)", "fips_provider": "\(tls.fipsProviderAvailable)",
+                "fips_default": "\(tls.fipsEnabledByDefault)",
+            ])
+        for warning in configuration.warnings {
+            logger.warning("broker.config.warning", metadata: ["reason": "\(warning)"])
+        }
+        warnIfSkippingVerification()
         tokens.start()
         keyProbe.startPeriodic()
+        deepProbe.startPeriodic()
+        watchHealth()
+    }
+
+    /// `--tls-skip-verify` is logged at start and at every health change.
+    private func warnIfSkippingVerification() {
+        guard configuration.tlsSkipVerify else { return }
+        logger.warning(
+            "broker.tls.skip_verify",
+            metadata: ["reason": "--tls-skip-verify: Vault's certificate is NOT verified; development only"])
+    }
+
+    /// Logs every change of the health reason (once a second at most).
+    private func watchHealth() {
+        guard lifecycle == .running else { return }
+        let reason = healthReason
+        if reason != loggedHealth {
+            loggedHealth = reason
+            if reason == "ok" {
+                logger.info("broker.health", metadata: ["healthz": "ok"])
+            } else {
+                logger.warning("broker.health", metadata: ["healthz": "\(reason)"])
+            }
+            warnIfSkippingVerification()
+        }
+        healthTimer = loop.schedule(afterMillis: 1000) { [weak self] in self?.watchHealth() }
+    }
+
+    /// `--tls-skip-verify` is on: exported as a metric that stays 1.
+    public var tlsSkipVerify: Bool { configuration.tlsSkipVerify }
+
+    /// Counters and state for the metrics endpoint; computed now, no Vault call.
+    public var statistics: BrokerStatistics {
+        var rolledBack = false
+        if case .unhealthy(let reason) = keyProbe.health, reason.contains("rolled back") { rolledBack = true }
+        return BrokerStatistics(
+            healthReason: healthReason, tokens: tokens.counters, tokenSecondsToExpiry: tokens.secondsToExpiry,
+            activeKeyVersion: keyProbe.cache.activeVersion, pendingKeyVersion: keyProbe.cache.pendingVersion,
+            keyRolledBack: rolledBack, deepProbeSuccesses: deepProbe.successes, deepProbeFailures: deepProbe.failures,
+            tlsSkipVerify: configuration.tlsSkipVerify, vaultEdition: editionProbe.edition.rawValue,
+            vaultOperations: instruments.operations, frontRequestsInFlight: frontRequestsInFlight,
+            frontConnections: openConnectionCount)
     }
 
     /// Serves the broker protocol on a connected SOCK_SEQPACKET `fd` (the service owns and closes
@@ -127,8 +203,11 @@ public final class BrokerService {
         switch keyProbe.health {
         case .unknown: return "key metadata not read yet"
         case .unhealthy(let reason): return reason
-        case .healthy: return "ok"
+        case .healthy: break
         }
+        if case .unhealthy(let reason) = deepProbe.health { return reason }
+        if let reason = editionProbe.healthReason { return reason }
+        return "ok"
     }
 
     /// Stops renewing and probing, waits (at most `min(requestTimeout, 5 s)`) for the Vault calls
@@ -142,6 +221,9 @@ public final class BrokerService {
         lifecycle = .draining
         logger.info("broker.shutdown", metadata: ["vault_in_flight": "\(transport.inFlightCount)"])
         keyProbe.stop()
+        deepProbe.stop()
+        if let healthTimer { loop.cancel(healthTimer) }
+        healthTimer = nil
         tokens.stop()
         let giveUpAt =
             EventLoop.nowMillis() + min(Int64(configuration.requestTimeoutMillis), Self.maxShutdownDrainMillis)

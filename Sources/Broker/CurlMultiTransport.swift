@@ -10,12 +10,50 @@ import KMSRuntime
 /// wake it (CURLMOPT_TIMERFUNCTION); we feed events back with `curl_multi_socket_action` and
 /// collect finished transfers with `curl_multi_info_read`. Each request gets a fresh easy handle;
 /// connections stay alive in the multi handle's connection cache between requests.
-final class CurlMultiTransport: VaultTransport {
-    struct Options: Sendable {
+public final class CurlMultiTransport: VaultTransport {
+    /// How to reach Vault. Everything here is public configuration, nothing secret.
+    public struct Options: Sendable {
         /// `scheme://host[:port]`, validated, without trailing slash.
-        var baseURL: String
-        var caFile: String?
-        var connectTimeoutMillis: Int
+        public var baseURL: String
+        /// PEM CA bundle; nil means the system trust store.
+        public var caFile: String?
+        public var connectTimeoutMillis: Int
+        /// SNI name to present and verify; the TCP connection still goes to `baseURL`'s host.
+        public var serverName: String?
+        /// Client certificate and key (PEM) for listeners that require one.
+        public var clientCertFile: String?
+        public var clientKeyFile: String?
+        /// Development only: no verification of Vault's certificate or host name.
+        public var skipVerify: Bool
+
+        public init(
+            baseURL: String, caFile: String? = nil, connectTimeoutMillis: Int = 5000, serverName: String? = nil,
+            clientCertFile: String? = nil, clientKeyFile: String? = nil, skipVerify: Bool = false
+        ) {
+            self.baseURL = baseURL
+            self.caFile = caFile
+            self.connectTimeoutMillis = connectTimeoutMillis
+            self.serverName = serverName
+            self.clientCertFile = clientCertFile
+            self.clientKeyFile = clientKeyFile
+            self.skipVerify = skipVerify
+        }
+
+        /// The URL prefix requests use: with an SNI name, the name replaces the host so that
+        /// libcurl presents and verifies it, and `connectTo` sends the TCP connection to the
+        /// configured address (CURLOPT_CONNECT_TO).
+        var requestBaseURL: String {
+            guard let serverName, let target = HostPort(baseURL: baseURL) else { return baseURL }
+            return "\(target.scheme)://\(serverName.contains(":") ? "[\(serverName)]" : serverName):\(target.port)"
+        }
+
+        /// `name:port:host:port` for CURLOPT_CONNECT_TO, when an SNI name is set.
+        var connectTo: String? {
+            guard let serverName, let target = HostPort(baseURL: baseURL) else { return nil }
+            let name = serverName.contains(":") ? "[\(serverName)]" : serverName
+            let host = target.host.contains(":") ? "[\(target.host)]" : target.host
+            return "\(name):\(target.port):\(host):\(target.port)"
+        }
     }
 
     private let loop: EventLoop
@@ -25,7 +63,8 @@ final class CurlMultiTransport: VaultTransport {
     private var watchedSockets: Set<Int32> = []
     private var timer: EventLoop.TimerID?
 
-    init(loop: EventLoop, options: Options) throws(ConfigurationError) {
+    /// Creates the multi handle; requests run on `loop`.
+    public init(loop: EventLoop, options: Options) throws(ConfigurationError) {
         // CURL_GLOBAL_DEFAULT (SSL | WIN32); reference-counted by libcurl, released in deinit.
         guard curl_global_init(3) == CURLE_OK else { throw ConfigurationError("libcurl global initialisation failed") }
         guard let multi = curl_multi_init() else {
@@ -65,9 +104,9 @@ final class CurlMultiTransport: VaultTransport {
         curl_global_cleanup()
     }
 
-    var inFlightCount: Int { transfers.count }
+    public var inFlightCount: Int { transfers.count }
 
-    func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
+    public func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
         guard let transfer = CurlTransfer(request: request, options: options, completion: completion) else {
             loop.schedule(afterMillis: 0) { completion(.failed(.other("could not prepare the request"))) }
             return
@@ -80,7 +119,7 @@ final class CurlMultiTransport: VaultTransport {
         transfers[transfer.easy] = transfer
     }
 
-    func cancelAll() {
+    public func cancelAll() {
         let cancelled = transfers
         transfers.removeAll()
         for (easy, transfer) in cancelled {

@@ -12,6 +12,9 @@ final class CurlTransfer {
     let easy: UnsafeMutableRawPointer
     let completion: (VaultResponse) -> Void
     private var headers: UnsafeMutablePointer<curl_slist>?
+    private var connectToList: UnsafeMutablePointer<curl_slist>?
+    /// CURL_SSLVERSION_TLSv1_2: nothing older is ever negotiated.
+    static let tlsMinimumVersion = 6
     private var requestBody: UnsafeMutableRawBufferPointer?
     private let responseBody = WipedBuffer(capacity: 1024)
     private var overflowed = false
@@ -39,16 +42,25 @@ final class CurlTransfer {
             ok = ok && kms_curl_easy_setopt_str(easy, option, value) == CURLE_OK
         }
 
-        set(CURLOPT_URL, options.baseURL + "/v1/" + request.path)
+        set(CURLOPT_URL, options.requestBaseURL + "/v1/" + request.path)
         set(CURLOPT_NOSIGNAL, 1)
         set(CURLOPT_PROTOCOLS_STR, "http,https")
         set(CURLOPT_FOLLOWLOCATION, 0)
         set(CURLOPT_TIMEOUT_MS, timeoutMillis)
         set(CURLOPT_CONNECTTIMEOUT_MS, max(1, min(options.connectTimeoutMillis, timeoutMillis)))
         set(CURLOPT_TCP_KEEPALIVE, 1)
-        set(CURLOPT_SSL_VERIFYPEER, 1)
-        set(CURLOPT_SSL_VERIFYHOST, 2)
+        set(CURLOPT_SSL_VERIFYPEER, options.skipVerify ? 0 : 1)
+        set(CURLOPT_SSL_VERIFYHOST, options.skipVerify ? 0 : 2)
+        set(CURLOPT_SSLVERSION, Self.tlsMinimumVersion)
         if let caFile = options.caFile { set(CURLOPT_CAINFO, caFile) }
+        if let cert = options.clientCertFile, let key = options.clientKeyFile {
+            set(CURLOPT_SSLCERT, cert)
+            set(CURLOPT_SSLKEY, key)
+        }
+        if let connectTo = options.connectTo {
+            connectToList = curl_slist_append(nil, connectTo)
+            ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_CONNECT_TO, UnsafeRawPointer(connectToList)) == CURLE_OK
+        }
 
         appendHeader("X-Vault-Request: true")
         appendHeader("Accept: application/json")
@@ -158,6 +170,8 @@ final class CurlTransfer {
         }
         curl_slist_free_all(headers)
         headers = nil
+        curl_slist_free_all(connectToList)
+        connectToList = nil
         if let body = requestBody {
             explicit_bzero(body.baseAddress!, body.count)
             body.deallocate()

@@ -32,24 +32,41 @@ struct KeyMetadata: Equatable {
     }
 }
 
-/// Decides which observed `latest_version` becomes the active (encrypting) version. Today a new
-/// version is adopted at once; the rotation damping (adopt after two consecutive observations)
-/// replaces only this type.
+/// Decides which observed `latest_version` becomes the active (encrypting) version
+/// (rotation damping, DESIGN section 6): the first observation is adopted at once; after that a
+/// higher `latest_version` becomes active only when two consecutive probes have seen it, so every
+/// broker of a cluster has seen the new version before any encrypts with it; a `latest_version`
+/// below the highest one ever seen means Vault was rolled back: refused, never adopted.
 struct ActiveVersionPolicy {
     enum Decision: Equatable {
         case adopt(UInt32)
-        case keep(UInt32)
+        /// Keep `current`; `pending` is a newer version seen once, waiting for a second sighting.
+        case keep(UInt32, pending: UInt32?)
         /// Vault's latest_version went down: never adopted, reported unhealthy.
         case refuse(reason: String)
     }
 
+    /// A newer latest_version seen on the last probe only.
+    private(set) var candidate: UInt32?
+    private(set) var highestSeen: UInt32 = 0
+
     mutating func decide(current: UInt32?, observedLatest: UInt32) -> Decision {
-        guard let current else { return .adopt(observedLatest) }
-        if observedLatest > current { return .adopt(observedLatest) }
-        if observedLatest < current {
-            return .refuse(reason: "key latest_version went back from \(current) to \(observedLatest)")
+        if observedLatest < highestSeen {
+            candidate = nil
+            return .refuse(reason: "key rolled back: latest_version \(highestSeen) -> \(observedLatest)")
         }
-        return .keep(current)
+        highestSeen = observedLatest
+        guard let current else { return .adopt(observedLatest) }
+        guard observedLatest > current else {
+            candidate = nil
+            return .keep(current, pending: nil)
+        }
+        if candidate == observedLatest {
+            candidate = nil
+            return .adopt(observedLatest)
+        }
+        candidate = observedLatest
+        return .keep(current, pending: observedLatest)
     }
 }
 
@@ -67,6 +84,8 @@ struct KeyCache {
     private(set) var activeVersion: UInt32?
     private(set) var keyIDs: [UInt32: KeyID] = [:]
     private(set) var latestSeenVersion: UInt32 = 0
+    /// Creation time of every version ever observed; a change means the key was re-created.
+    private var creationTimes: [UInt32: Int64] = [:]
     private var policy = ActiveVersionPolicy()
 
     init(namespace: String, mount: String, keyName: String) {
@@ -79,14 +98,23 @@ struct KeyCache {
 
     func keyID(forVersion version: UInt32) -> KeyID? { keyIDs[version] }
 
+    /// A newer version seen once, not yet active (for logs and metrics).
+    var pendingVersion: UInt32? { policy.candidate }
+
     /// Takes a fresh metadata read: recomputes the key_ids and lets the policy pick the active
     /// version. On a refusal the previous state is kept (a wrong key type clears it: no version
-    /// of such a key may be used).
+    /// of such a key may be used). A version already known whose creation time changed means the
+    /// key was deleted and re-created or restored from a backup: refused as a rollback.
     mutating func observe(_ metadata: KeyMetadata) -> Update {
         guard metadata.type == KeyMetadata.requiredType else {
             activeVersion = nil
             keyIDs = [:]
             return .unhealthy(reason: "key type \(metadata.type.prefix(32)) is not \(KeyMetadata.requiredType)")
+        }
+        for (version, created) in metadata.creationTimes {
+            if let known = creationTimes[version], known != created {
+                return .unhealthy(reason: "key rolled back: version \(version) was re-created")
+            }
         }
         var derived: [UInt32: KeyID] = [:]
         for (version, created) in metadata.creationTimes {
@@ -100,12 +128,13 @@ struct KeyCache {
         switch policy.decide(current: activeVersion, observedLatest: metadata.latestVersion) {
         case .refuse(let reason):
             return .unhealthy(reason: reason)
-        case .keep(let version), .adopt(let version):
+        case .keep(let version, _), .adopt(let version):
             guard derived[version] != nil else {
                 return .unhealthy(reason: "key \(keyName) metadata lacks version \(version)")
             }
             let changed = version != activeVersion
             keyIDs = derived
+            creationTimes.merge(metadata.creationTimes) { old, _ in old }
             activeVersion = version
             latestSeenVersion = max(latestSeenVersion, metadata.latestVersion)
             return .healthy(activeVersion: version, changed: changed)

@@ -95,6 +95,19 @@ final class KeyProbe {
         for waiter in pending { waiter() }
     }
 
+    /// The short healthz reason for a failed Vault call on `path`.
+    static func reason(for error: VaultCallError, path: String) -> String {
+        switch error.code {
+        case .keyMissing: "key missing: \(path)"
+        case .permissionDenied: "permission denied on \(path)"
+        case .sealed: "vault sealed"
+        case .unavailable, .deadlineExceeded: "vault unreachable"
+        case .throttled: "vault throttled"
+        case .notReady: "not logged in"
+        default: "vault call failed on \(path)"
+        }
+    }
+
     private func apply(_ result: Result<KeyMetadata, VaultCallError>) {
         let previous = health
         switch result {
@@ -102,6 +115,9 @@ final class KeyProbe {
             switch cache.observe(metadata) {
             case .healthy(let version, let changed):
                 health = .healthy
+                if let pending = cache.pendingVersion {
+                    logger.info("broker.key.pending", metadata: ["version": "\(pending)", "active": "\(version)"])
+                }
                 if changed {
                     logger.info(
                         "broker.key.active",
@@ -118,17 +134,9 @@ final class KeyProbe {
                 return  // not logged in: the token's health reason says so
             case .keyMissing:
                 cache.forget()
-                health = .unhealthy("key \(cache.keyName) missing")
-            case .permissionDenied:
-                health = .unhealthy("permission denied on \(transit.keyMetadataPath)")
-            case .sealed:
-                health = .unhealthy("vault sealed")
-            case .unavailable, .deadlineExceeded:
-                health = .unhealthy("vault unreachable")
-            case .throttled:
-                health = .unhealthy("vault throttled")
+                health = .unhealthy(Self.reason(for: error, path: transit.keyMetadataPath))
             default:
-                health = .unhealthy("key metadata read failed")
+                health = .unhealthy(Self.reason(for: error, path: transit.keyMetadataPath))
             }
             logger.warning(
                 "broker.key.read_failed", metadata: ["reason": "\(error.reason)", "status": "\(error.status)"])

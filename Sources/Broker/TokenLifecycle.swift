@@ -10,9 +10,12 @@ import Logging
 /// Logs in with AppRole, keeps the token renewed and logs in again when renewal fails or the
 /// token is rejected. The token lives only here, in `SecretBytes`.
 ///
-/// Simple for now: renew at 2/3 of the lease; log in again on any renewal failure, when the
-/// renewed TTL is too short, or when a call reports the token invalid. Login failures back off
-/// from 1 s, doubling to 60 s, with jitter. (Lockout-aware backoff and max-TTL handling come later.)
+/// Renews (renew-self) at 2/3 of the lease. A renewal that grants less than the login did means
+/// the token's max TTL is near: the next step is then a fresh login at 2/3 of what is left,
+/// not another renewal. A refused renewal, or a call reporting the token invalid, leads to a
+/// login at once. The secret-ID file is read again at every login. Failed logins back off with
+/// `LoginBackoff` (jittered, never reaching the AppRole lockout); while they fail, a token that
+/// has not expired stays in use.
 final class TokenLifecycle {
     enum State: Equatable {
         case idle
@@ -21,11 +24,6 @@ final class TokenLifecycle {
         case backingOff
         case stopped
     }
-
-    static let initialBackoffMillis: Int64 = 1000
-    static let maxBackoffMillis: Int64 = 60_000
-    /// A renewed lease shorter than this is not worth keeping: log in again for a fresh TTL.
-    static let minimumUsefulLeaseSeconds: Int64 = 30
 
     private let loop: EventLoop
     private let transport: any VaultTransport
@@ -38,7 +36,13 @@ final class TokenLifecycle {
     private(set) var token: SecretBytes?
     private var tokenExpiresMillis: Int64?
     private var lastFailureReason: String?
-    private var backoffMillis = TokenLifecycle.initialBackoffMillis
+    private var backoff = LoginBackoff()
+    /// The lease the last login granted: a renewal granting less is capped by the max TTL.
+    private var loginLeaseSeconds: Int64 = 0
+    /// Whether a token was held and ran out (for the "token expired" health reason).
+    private var hadToken = false
+    /// Counters for metrics.
+    private(set) var counters = TokenCounters()
     private var timer: EventLoop.TimerID?
     private var waiters: [(Bool) -> Void] = []
     /// Called after every successful login (the service reads key metadata then).
@@ -59,7 +63,15 @@ final class TokenLifecycle {
     /// nil when a usable token is held; else a short healthz reason.
     var healthReason: String? {
         if currentToken != nil { return nil }
+        if let reason = lastFailureReason, reason == "vault unreachable" || reason == "vault sealed" { return reason }
+        if hadToken { return "token expired" }
         return lastFailureReason ?? "not logged in yet"
+    }
+
+    /// Seconds until the held token expires; nil without a token or for a non-expiring one.
+    var secondsToExpiry: Int64? {
+        guard token != nil, let expires = tokenExpiresMillis else { return nil }
+        return max(0, (expires - EventLoop.nowMillis()) / 1000)
     }
 
     /// The token, unless it is known to have expired.
@@ -111,8 +123,11 @@ final class TokenLifecycle {
         do {
             secretID = try SecretIDFile.load(path: secretIDPath)
         } catch {
-            logger.error("broker.login.failed", metadata: ["reason": "\(error.description)"])
-            loginFailed(reason: "login failed")
+            // Not sent to Vault: does not count toward the lockout. The token in use stays.
+            logger.error(
+                "broker.login.secret_id_refused",
+                metadata: ["reason": "\(error.description)", "token_kept": "\(currentToken != nil)"])
+            loginFailed(reason: "login failed", kind: .transient)
             return
         }
         let request = login.request(secretID: secretID, timeoutMillis: requestTimeoutMillis)
@@ -124,7 +139,8 @@ final class TokenLifecycle {
         switch VaultToken.parse(response) {
         case .success(let token):
             adopt(token)
-            backoffMillis = Self.initialBackoffMillis
+            backoff.succeeded()
+            counters.loginSuccesses += 1
             logger.info(
                 "broker.login.ok",
                 metadata: ["lease_seconds": "\(token.leaseSeconds)", "renewable": "\(token.renewable)"])
@@ -132,23 +148,38 @@ final class TokenLifecycle {
             onLogin?()
         case .failure(let error):
             logger.error("broker.login.failed", metadata: ["reason": "\(error.reason)", "status": "\(error.status)"])
-            loginFailed(reason: Self.healthReason(for: error))
+            loginFailed(reason: Self.healthReason(for: error), kind: Self.failureKind(error))
         }
     }
 
-    private func loginFailed(reason: String) {
+    private func loginFailed(reason: String, kind: LoginBackoff.Failure) {
         lastFailureReason = reason
+        counters.loginFailures += 1
         state = .backingOff
         // A token that has not expired yet stays usable while logins fail.
         if currentToken == nil { dropToken() }
-        let jitter = Int64.random(in: -(backoffMillis / 5)...(backoffMillis / 5))
-        let delay = backoffMillis + jitter
-        backoffMillis = min(backoffMillis * 2, Self.maxBackoffMillis)
+        var delay = backoff.failed(kind, now: EventLoop.nowMillis())
+        if let expires = tokenExpiresMillis, token != nil {
+            // Try again before the token in use runs out, if the lockout bound allows it.
+            let beforeExpiry = max(1, (expires - EventLoop.nowMillis()) / 2)
+            delay = max(
+                min(delay, beforeExpiry), backoff.earliestAllowed(now: EventLoop.nowMillis()) - EventLoop.nowMillis())
+        }
+        logger.info("broker.login.retry", metadata: ["after_millis": "\(delay)", "kind": "\(kind)"])
         timer = loop.schedule(afterMillis: delay) { [weak self] in
             self?.timer = nil
             self?.logIn()
         }
         finishWaiters(false)
+    }
+
+    /// 400 and 403 answers to a login are Vault judging the credentials (they count toward the
+    /// AppRole lockout); everything else is transient.
+    static func failureKind(_ error: VaultCallError) -> LoginBackoff.Failure {
+        switch error.status {
+        case 400, 403: .credentials
+        default: .transient
+        }
     }
 
     static func healthReason(for error: VaultCallError) -> String {
@@ -165,6 +196,8 @@ final class TokenLifecycle {
         self.token = token.secret
         state = .loggedIn
         lastFailureReason = nil
+        hadToken = true
+        loginLeaseSeconds = token.leaseSeconds
         let now = EventLoop.nowMillis()
         tokenExpiresMillis = token.leaseSeconds > 0 ? now + token.leaseSeconds * 1000 : nil
         scheduleRefresh(leaseSeconds: token.leaseSeconds, renewable: token.renewable)
@@ -173,7 +206,7 @@ final class TokenLifecycle {
     private func scheduleRefresh(leaseSeconds: Int64, renewable: Bool) {
         cancelTimer()
         guard leaseSeconds > 0 else { return }  // a non-expiring token needs no renewal
-        let delay = leaseSeconds * 1000 * 2 / 3
+        let delay = max(1, leaseSeconds * 1000 * 2 / 3)
         timer = loop.schedule(afterMillis: delay) { [weak self] in
             guard let self else { return }
             self.timer = nil
@@ -191,15 +224,19 @@ final class TokenLifecycle {
     private func renewAnswered(_ response: VaultResponse, renewed: SecretBytes) {
         guard state == .loggedIn, let token, token.constantTimeEquals(renewed) else { return }
         switch VaultToken.parse(response) {
-        case .success(let answer)
-        where answer.leaseSeconds == 0 || answer.leaseSeconds >= Self.minimumUsefulLeaseSeconds:
-            tokenExpiresMillis = answer.leaseSeconds > 0 ? EventLoop.nowMillis() + answer.leaseSeconds * 1000 : nil
-            logger.debug("broker.token.renewed", metadata: ["lease_seconds": "\(answer.leaseSeconds)"])
-            scheduleRefresh(leaseSeconds: answer.leaseSeconds, renewable: answer.renewable)
         case .success(let answer):
-            logger.info("broker.token.ttl_short", metadata: ["lease_seconds": "\(answer.leaseSeconds)"])
-            logIn()
+            counters.renewalSuccesses += 1
+            tokenExpiresMillis = answer.leaseSeconds > 0 ? EventLoop.nowMillis() + answer.leaseSeconds * 1000 : nil
+            if answer.leaseSeconds > 0 && answer.leaseSeconds < loginLeaseSeconds {
+                // Capped by the max TTL: renewing again cannot extend it; log in before it ends.
+                logger.info("broker.token.max_ttl_near", metadata: ["lease_seconds": "\(answer.leaseSeconds)"])
+                scheduleRefresh(leaseSeconds: answer.leaseSeconds, renewable: false)
+            } else {
+                logger.debug("broker.token.renewed", metadata: ["lease_seconds": "\(answer.leaseSeconds)"])
+                scheduleRefresh(leaseSeconds: answer.leaseSeconds, renewable: answer.renewable)
+            }
         case .failure(let error):
+            counters.renewalFailures += 1
             logger.warning(
                 "broker.token.renew_failed", metadata: ["reason": "\(error.reason)", "status": "\(error.status)"])
             logIn()
@@ -221,6 +258,14 @@ final class TokenLifecycle {
         if let timer { loop.cancel(timer) }
         timer = nil
     }
+}
+
+/// Login and renewal outcomes since start.
+public struct TokenCounters: Equatable, Sendable {
+    public var loginSuccesses: UInt64 = 0
+    public var loginFailures: UInt64 = 0
+    public var renewalSuccesses: UInt64 = 0
+    public var renewalFailures: UInt64 = 0
 }
 
 /// Process-level protections for the process that holds the token.

@@ -28,6 +28,8 @@ final class TransitClient {
     }
 
     var keyMetadataPath: String { "\(keyPath.mount)/keys/\(keyPath.keyName)" }
+    var encryptPath: String { "\(keyPath.mount)/encrypt/\(keyPath.keyName)" }
+    var decryptPath: String { "\(keyPath.mount)/decrypt/\(keyPath.keyName)" }
 
     func readKey(deadlineMillis: Int64, completion: @escaping (Result<KeyMetadata, VaultCallError>) -> Void) {
         call(
@@ -60,7 +62,7 @@ final class TransitClient {
                 body.base64("plaintext", plaintext)
                 body.integer("key_version", Int64(version))
                 return VaultRequest(
-                    method: .post, path: "\(self.keyPath.mount)/encrypt/\(self.keyPath.keyName)", body: body.finish(),
+                    method: .post, path: self.encryptPath, body: body.finish(),
                     token: token, namespace: self.namespace, correlationID: uid, timeoutMillis: timeout)
             }
         ) { result in
@@ -98,7 +100,7 @@ final class TransitClient {
                 var body = JSONBodyBuilder(capacity: 32 + ciphertext.count)
                 body.string("ciphertext", text)
                 return VaultRequest(
-                    method: .post, path: "\(self.keyPath.mount)/decrypt/\(self.keyPath.keyName)", body: body.finish(),
+                    method: .post, path: self.decryptPath, body: body.finish(),
                     token: token, namespace: self.namespace, correlationID: uid, timeoutMillis: timeout)
             }
         ) { result in

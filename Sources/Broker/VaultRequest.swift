@@ -2,26 +2,26 @@ import KMSRuntime
 
 /// One HTTP call to Vault, as the transport sees it. Bodies that may carry a secret (the login
 /// body with the secret ID, an encrypt body with plaintext) are `WipedBuffer`s.
-struct VaultRequest {
-    enum Method: String, Sendable {
+public struct VaultRequest {
+    public enum Method: String, Sendable {
         case get = "GET"
         case post = "POST"
     }
 
-    var method: Method
+    public var method: Method
     /// The API path after `/v1/`, e.g. `transit/encrypt/kek`. Built only from validated parts.
-    var path: String
-    var body: WipedBuffer?
+    public var path: String
+    public var body: WipedBuffer?
     /// Sent as `X-Vault-Token`; nil for login.
-    var token: SecretBytes?
+    public var token: SecretBytes?
     /// Sent as `X-Vault-Namespace` when set.
-    var namespace: String?
+    public var namespace: String?
     /// Sent as `X-Correlation-Id` when set (the KMS request uid; Vault audits it unhashed).
-    var correlationID: String?
+    public var correlationID: String?
     /// Whole-request timeout (CURLOPT_TIMEOUT_MS), from the caller's deadline.
-    var timeoutMillis: Int
+    public var timeoutMillis: Int
 
-    init(
+    public init(
         method: Method, path: String, body: WipedBuffer? = nil, token: SecretBytes? = nil, namespace: String? = nil,
         correlationID: String? = nil, timeoutMillis: Int
     ) {
@@ -36,7 +36,7 @@ struct VaultRequest {
 }
 
 /// Why no HTTP status came back. Classified from libcurl's result code (or scripted in tests).
-enum VaultTransportError: Equatable, Sendable, CustomStringConvertible {
+public enum VaultTransportError: Equatable, Sendable, CustomStringConvertible {
     /// Connection refused, host unreachable, name not resolved.
     case connectFailed
     /// The request's timeout (its deadline) passed.
@@ -52,7 +52,7 @@ enum VaultTransportError: Equatable, Sendable, CustomStringConvertible {
     /// Anything else; `detail` is libcurl's static error text (never request data).
     case other(String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .connectFailed: "connect failed"
         case .timedOut: "timed out"
@@ -66,25 +66,25 @@ enum VaultTransportError: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// What came back: a status code and body, or a transport error (then `status` is 0).
-struct VaultResponse {
+public struct VaultResponse {
     /// Vault's answers for this plugin are small JSON documents; 1 MiB bounds memory if a proxy or
     /// a misconfigured address answers with something else.
-    static let maxBodyBytes = 1 << 20
+    public static let maxBodyBytes = 1 << 20
 
-    var status: Int
+    public var status: Int
     /// The body, wiped on release: it may hold a token (login) or plaintext (decrypt).
-    var body: WipedBuffer
-    var transportError: VaultTransportError?
+    public var body: WipedBuffer
+    public var transportError: VaultTransportError?
 
-    init(status: Int, body: WipedBuffer = WipedBuffer(capacity: 0), transportError: VaultTransportError? = nil) {
+    public init(status: Int, body: WipedBuffer = WipedBuffer(capacity: 0), transportError: VaultTransportError? = nil) {
         self.status = status
         self.body = body
         self.transportError = transportError
     }
 
-    static func failed(_ error: VaultTransportError) -> VaultResponse {
+    public static func failed(_ error: VaultTransportError) -> VaultResponse {
         VaultResponse(status: 0, transportError: error)
     }
 
-    var isSuccess: Bool { transportError == nil && (200...299).contains(status) }
+    public var isSuccess: Bool { transportError == nil && (200...299).contains(status) }
 }

@@ -4,7 +4,8 @@
 /// Contract: `send` never calls `completion` synchronously; it is called exactly once, on the
 /// event loop, unless `cancelAll` was called, which completes every pending request with
 /// `.cancelled` before it returns.
-protocol VaultTransport: AnyObject {
+public protocol VaultTransport: AnyObject {
+    /// Sends `request`; `completion` runs once, later, on the event loop.
     func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void)
     /// Requests sent and not yet completed.
     var inFlightCount: Int { get }

@@ -9,8 +9,14 @@ struct VaultOptions: ParsableArguments {
     var vaultAddress: String?
     @Option(help: "Transit key path: <mount>/keys/<name>.")
     var vaultKeyPath: String?
+    @Option(help: "Deprecated: Transit mount; use --vault-key-path.")
+    var transitMount: String?
+    @Option(help: "Deprecated: Transit key name; use --vault-key-path.")
+    var transitKey: String?
     @Option(help: "Vault namespace of the Transit mount (fallback: VAULT_NAMESPACE).")
     var vaultNamespace: String?
+    @Option(help: "Vault namespace of the AppRole login (default: --vault-namespace).")
+    var vaultAuthNamespace: String?
     @Option(help: "AppRole auth mount (default approle).")
     var authMount: String?
     @Option(help: "AppRole role ID.")
@@ -19,18 +25,60 @@ struct VaultOptions: ParsableArguments {
     var approleSecretIdPath: String?
     @Option(help: "CA certificate file for Vault's TLS certificate (fallback: VAULT_CACERT).")
     var tlsCaFile: String?
+    @Option(help: "TLS server name to present and verify (Vault behind a load balancer).")
+    var tlsSni: String?
+    @Option(help: "Client certificate (PEM) for Vault listeners that require one.")
+    var tlsClientCert: String?
+    @Option(help: "Key (PEM) of --tls-client-cert.")
+    var tlsClientKey: String?
+    @Flag(help: "Development only: do not verify Vault's certificate (logged loudly).")
+    var tlsSkipVerify = false
+    @Option(help: "TCP and TLS connect timeout of Vault calls (default 5s).")
+    var vaultConnectionTimeout: String?
+    @Option(help: "Timeout of Vault calls without a gRPC deadline (default 10s).")
+    var vaultRequestTimeout: String?
+    @Option(help: "Interval of the key metadata probe (default 30s).")
+    var keyCheckInterval: String?
+    @Option(help: "Interval of the encrypt/decrypt round-trip probe (default 5m).")
+    var deepCheckInterval: String?
+    @Flag(help: "Refuse to serve unless Vault reports an Enterprise license.")
+    var requireEnterprise = false
 
     /// The validated broker configuration these flags describe.
     func configuration() throws(ConfigurationError) -> BrokerConfiguration {
-        try BrokerConfiguration(
-            vaultAddress: Flags.required(vaultAddress, "vault-address", fallbacks: ["VAULT_ADDR"]),
-            vaultKeyPath: Flags.required(vaultKeyPath, "vault-key-path"),
+        var warnings: [String] = []
+        let keyPath: String
+        if let given = Flags.resolve(vaultKeyPath, "vault-key-path") {
+            keyPath = given
+        } else if let mount = Flags.resolve(transitMount, "transit-mount"),
+            let key = Flags.resolve(transitKey, "transit-key")
+        {
+            keyPath = "\(mount)/keys/\(key)"
+            warnings.append("--transit-mount and --transit-key are deprecated: use --vault-key-path \(keyPath)")
+        } else {
+            keyPath = try Flags.required(nil, "vault-key-path")
+        }
+        let namespace = Flags.resolve(vaultNamespace, "vault-namespace", fallbacks: ["VAULT_NAMESPACE"])
+        var configuration = BrokerConfiguration(
+            vaultAddress: try Flags.required(vaultAddress, "vault-address", fallbacks: ["VAULT_ADDR"]),
+            vaultKeyPath: keyPath,
             authMount: Flags.resolve(authMount, "auth-mount") ?? "approle",
-            roleID: Flags.required(approleRoleId, "approle-role-id"),
-            secretIDPath: Flags.required(approleSecretIdPath, "approle-secret-id-path"),
-            vaultNamespace: Flags.resolve(vaultNamespace, "vault-namespace", fallbacks: ["VAULT_NAMESPACE"]),
-            caFile: Flags.resolve(tlsCaFile, "tls-ca-file", fallbacks: ["VAULT_CACERT"])
-        ).validated()
+            roleID: try Flags.required(approleRoleId, "approle-role-id"),
+            secretIDPath: try Flags.required(approleSecretIdPath, "approle-secret-id-path"),
+            vaultNamespace: namespace,
+            authNamespace: Flags.resolve(vaultAuthNamespace, "vault-auth-namespace"),
+            caFile: Flags.resolve(tlsCaFile, "tls-ca-file", fallbacks: ["VAULT_CACERT"]),
+            connectTimeoutMillis: try Flags.millis(vaultConnectionTimeout, "vault-connection-timeout") ?? 5000,
+            requestTimeoutMillis: try Flags.millis(vaultRequestTimeout, "vault-request-timeout") ?? 10_000,
+            keyCheckIntervalMillis: try Flags.millis(keyCheckInterval, "key-check-interval") ?? 30_000,
+            deepCheckIntervalMillis: try Flags.millis(deepCheckInterval, "deep-check-interval") ?? 300_000,
+            tlsServerName: Flags.resolve(tlsSni, "tls-sni"),
+            tlsClientCertFile: Flags.resolve(tlsClientCert, "tls-client-cert"),
+            tlsClientKeyFile: Flags.resolve(tlsClientKey, "tls-client-key"),
+            tlsSkipVerify: tlsSkipVerify || Flags.bool("tls-skip-verify"),
+            requireEnterprise: requireEnterprise || Flags.bool("require-enterprise"))
+        configuration.warnings = warnings
+        return try configuration.validated()
     }
 }
 
@@ -59,5 +107,19 @@ enum Flags {
             throw ConfigurationError("--\(flag) is required (or \(EnvironmentFallback.variableName(forFlag: flag)))")
         }
         return found
+    }
+
+    /// A duration flag (`250ms`, `30s`, `5m`) in milliseconds, nil when not given.
+    static func millis(_ value: String?, _ flag: String) throws(ConfigurationError) -> Int? {
+        guard let text = resolve(value, flag) else { return nil }
+        return try DurationText.millis(text, flag: flag)
+    }
+
+    /// A boolean flag's environment variable: `1`, `true` or `yes` turn it on.
+    static func bool(_ flag: String) -> Bool {
+        guard let value = EnvironmentFallback.value(EnvironmentFallback.variableName(forFlag: flag)) else {
+            return false
+        }
+        return ["1", "true", "yes"].contains(value.lowercased())
     }
 }

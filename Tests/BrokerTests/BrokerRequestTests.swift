@@ -219,7 +219,7 @@ struct BrokerRequestTests {
             vault.script = { $0.path.hasSuffix("/keys/kek") ? .json(status: 404, #"{"errors":[]}"#) : nil }
         }
         harness.service.start()
-        #expect(runLoop(harness.loop) { harness.service.healthReason == "key kek missing" })
+        #expect(runLoop(harness.loop) { harness.service.healthReason == "key missing: transit/keys/kek" })
     }
 
     @Test func aPolicyDenialOnTheKeyIsReportedWithThePath() throws {

@@ -34,6 +34,10 @@ final class FakeVault: VaultTransport {
     var tokenCounter = 0
     var validTokens: Set<String> = []
     var leaseSeconds = 3600
+    /// The lease renew-self grants (nil: `leaseSeconds`); shorter models a token near its max TTL.
+    var renewLeaseSeconds: Int?
+    /// Answer every login with this status and Vault's "invalid role or secret ID" (nil: succeed).
+    var loginFailureStatus: Int?
     /// Consulted first; return nil to let the default behaviour answer.
     var script: ((Recorded) -> Reply?)?
     private(set) var recorded: [Recorded] = []
@@ -97,6 +101,9 @@ final class FakeVault: VaultTransport {
     // MARK: default behaviour
 
     private func defaultReply(_ request: Recorded) -> Reply {
+        if request.path.hasSuffix("/login"), let status = loginFailureStatus {
+            return .json(status: status, #"{"errors":["invalid role or secret ID"]}"#)
+        }
         if request.path.hasSuffix("/login") {
             tokenCounter += 1
             let token = "hvs.faketoken\(tokenCounter)"
@@ -113,7 +120,8 @@ final class FakeVault: VaultTransport {
         if request.path == "auth/token/renew-self" {
             return .json(
                 status: 200,
-                #"{"auth":{"client_token":"\#(token)","lease_duration":\#(leaseSeconds),"renewable":true}}"#)
+                #"{"auth":{"client_token":"\#(token)","lease_duration":\#(renewLeaseSeconds ?? leaseSeconds),"renewable":true}}"#
+            )
         }
         if request.path.contains("/keys/") { return keyReply() }
         if request.path.contains("/encrypt/") { return encryptReply(request.body) }

@@ -64,7 +64,7 @@ struct KeyIDDerivationTests {
                 type: "aes256-gcm96", latestVersion: 3, minDecryptionVersion: 1, creationTimes: [1: 1, 2: 2, 3: 3]))
         let update = cache.observe(
             KeyMetadata(type: "aes256-gcm96", latestVersion: 2, minDecryptionVersion: 1, creationTimes: [1: 1, 2: 2]))
-        #expect(update == .unhealthy(reason: "key latest_version went back from 3 to 2"))
+        #expect(update == .unhealthy(reason: "key rolled back: latest_version 3 -> 2"))
         #expect(cache.activeVersion == 3)
     }
 }

@@ -5,14 +5,39 @@ import Testing
 @testable import Broker
 
 struct TokenLifecycleTests {
-    @Test func aRenewalThatAnswersAShortTTLLeadsToAFreshLogin() throws {
+    @Test func aShortTokenIsRenewedAcrossSeveralTTLsWithoutLoggingInAgain() throws {
         let harness = try BrokerHarness { $0.leaseSeconds = 1 }
         #expect(harness.startAndWaitHealthy())
-        // Renewal at 2/3 of the 1 s lease; a renewed TTL under 30 s is not worth keeping.
-        #expect(runLoop(harness.loop, timeoutMillis: 4000) { harness.vault.requests(to: "/login").count >= 2 })
+        // Renewal at 2/3 of the 1 s lease, again and again: still one login.
+        #expect(runLoop(harness.loop, timeoutMillis: 5000) { harness.vault.requests(to: "renew-self").count >= 4 })
+        #expect(harness.vault.requests(to: "/login").count == 1)
+        #expect(harness.vault.requests(to: "renew-self").allSatisfy { $0.hadToken })
+        #expect(harness.service.tokens.counters.renewalSuccesses >= 3)
+    }
+
+    @Test func aRenewalCappedByTheMaxTTLLeadsToAFreshLoginBeforeItEnds() throws {
+        let harness = try BrokerHarness {
+            $0.leaseSeconds = 3
+            $0.renewLeaseSeconds = 1
+        }
+        #expect(harness.startAndWaitHealthy())
+        // login (3 s) -> renew at 2 s grants only 1 s (max TTL near) -> login at 2/3 of it.
+        #expect(runLoop(harness.loop, timeoutMillis: 6000) { harness.vault.requests(to: "/login").count >= 2 })
         let paths = harness.vault.recorded.map(\.path).filter { $0.hasPrefix("auth/") }
         #expect(Array(paths.prefix(3)) == ["auth/approle/login", "auth/token/renew-self", "auth/approle/login"])
-        #expect(harness.vault.requests(to: "renew-self").first?.hadToken == true)
+        #expect(harness.service.healthReason == "ok")
+        #expect(!harness.logs.events(named: "broker.token.max_ttl_near").isEmpty)
+    }
+
+    @Test func aRefusedLoginBacksOffAndCountsTowardTheLockoutBudget() throws {
+        let harness = try BrokerHarness { $0.loginFailureStatus = 400 }
+        harness.service.start()
+        #expect(runLoop(harness.loop) { harness.service.healthReason == "login failed" })
+        // The next attempt of a credential failure waits at least 24 s (30 s - 20 % jitter).
+        let retry = harness.logs.events(named: "broker.login.retry").first
+        #expect(retry?.fields["kind"] == "credentials")
+        #expect((Int(retry?.fields["after_millis"] ?? "") ?? 0) >= 24_000)
+        #expect(harness.vault.requests(to: "/login").count == 1)
     }
 
     @Test func aLongLeaseIsRenewedNotReplaced() throws {
@@ -44,7 +69,7 @@ struct TokenLifecycleTests {
         harness.service.start()
         #expect(runLoop(harness.loop) { harness.service.healthReason == "login failed" })
         #expect(harness.vault.requests(to: "/login").isEmpty)
-        let reasons = harness.logs.events(named: "broker.login.failed").compactMap { $0.fields["reason"] }
+        let reasons = harness.logs.events(named: "broker.login.secret_id_refused").compactMap { $0.fields["reason"] }
         #expect(reasons.first?.contains("chmod 0400") == true)
     }
 }

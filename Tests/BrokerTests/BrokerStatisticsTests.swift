@@ -1,0 +1,74 @@
+import KMSCore
+import KMSRuntime
+import Testing
+
+@testable import Broker
+
+/// What `BrokerService.statistics` exports, the deep probe and the edition detection.
+struct BrokerStatisticsTests {
+    @Test func statisticsCountLoginsKeyReadsAndTheActiveVersion() throws {
+        let harness = try BrokerHarness()
+        #expect(harness.startAndWaitHealthy())
+        let stats = harness.service.statistics
+        #expect(stats.healthReason == "ok")
+        #expect(stats.tokens.loginSuccesses == 1)
+        #expect(stats.vaultOperations[.login]?.count == 1)
+        #expect(stats.vaultOperations[.readKey]?.count ?? 0 >= 1)
+        #expect(stats.activeKeyVersion == 1)
+        #expect(stats.tlsSkipVerify == false)
+        #expect((stats.tokenSecondsToExpiry ?? 0) > 3500)
+        let readKey = stats.vaultOperations[.readKey]!
+        #expect(readKey.buckets.reduce(0, +) == readKey.count)
+    }
+
+    @Test func failedVaultCallsAreCountedByErrorClass() throws {
+        let harness = try BrokerHarness {
+            $0.script = { request in
+                request.path.contains("/keys/") ? .json(status: 403, #"{"errors":["permission denied"]}"#) : nil
+            }
+        }
+        harness.service.start()
+        #expect(runLoop(harness.loop) { harness.service.healthReason.hasPrefix("permission denied") })
+        #expect(harness.service.statistics.vaultOperations[.readKey]?.errors["permission-denied"] == 1)
+    }
+
+    @Test func theDeepProbeRoundTripsThroughVaultAndCountsSuccess() throws {
+        let harness = try BrokerHarness()
+        #expect(harness.startAndWaitHealthy())
+        var done = false
+        harness.service.deepProbe.probe { done = true }
+        #expect(runLoop(harness.loop) { done })
+        #expect(harness.service.statistics.deepProbeSuccesses == 1)
+        #expect(harness.vault.requests(to: "/encrypt/kek").count == 1)
+        #expect(harness.vault.requests(to: "/decrypt/kek").count == 1)
+    }
+
+    @Test func aFailingDeepProbeMakesTheBrokerUnhealthyNamingThePath() throws {
+        let harness = try BrokerHarness()
+        #expect(harness.startAndWaitHealthy())
+        harness.vault.script = { request in
+            request.path.contains("/decrypt/") ? .json(status: 403, #"{"errors":["permission denied"]}"#) : nil
+        }
+        var done = false
+        harness.service.deepProbe.probe { done = true }
+        #expect(runLoop(harness.loop) { done })
+        #expect(harness.service.healthReason == "permission denied on transit/decrypt/kek")
+        #expect(harness.service.statistics.deepProbeFailures == 1)
+    }
+
+    @Test(arguments: [
+        (200, #"{"data":{"autoloaded":{}}}"#, "enterprise"),
+        (404, #"{"errors":["enterprise-only feature"]}"#, "community"),
+        (404, #"{"errors":["1 error occurred:\n\t* unsupported path\n\n"]}"#, "openbao"),
+        (403, #"{"errors":["permission denied"]}"#, "unknown"),
+    ])
+    func theEditionIsReadFromLicenseStatusAndNeverRefusedByDefault(status: Int, body: String, edition: String) throws {
+        let harness = try BrokerHarness {
+            $0.script = { request in request.path == "sys/license/status" ? .json(status: status, body) : nil }
+        }
+        #expect(harness.startAndWaitHealthy())
+        #expect(runLoop(harness.loop) { harness.service.statistics.vaultEdition == edition })
+        #expect(harness.service.healthReason == "ok")
+        #expect(harness.logs.events(named: "broker.vault.edition").first?.fields["edition"] == edition)
+    }
+}
