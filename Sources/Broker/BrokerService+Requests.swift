@@ -31,8 +31,9 @@ extension BrokerService {
         func fail(_ code: BrokerErrorCode) {
             connection.answer(.encryptRequest, requestID, payload: EncryptAnswer(code: code).payload())
         }
-        guard lifecycle == .running, tokens.currentToken != nil, let version = keyProbe.cache.activeVersion,
-            let keyID = keyProbe.cache.activeKeyID
+        // After a rollback the active version may now be another key under the same name.
+        guard lifecycle == .running, tokens.currentToken != nil, !keyProbe.cache.rolledBack,
+            let version = keyProbe.cache.activeVersion, let keyID = keyProbe.cache.activeKeyID
         else { return fail(.notReady) }
         guard connection.beginVaultRequest() else { return fail(.tooManyRequests) }
         let started = EventLoop.nowNanos()

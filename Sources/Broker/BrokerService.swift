@@ -158,8 +158,7 @@ public final class BrokerService {
 
     /// Counters and state for the metrics endpoint; computed now, no Vault call.
     public var statistics: BrokerStatistics {
-        var rolledBack = false
-        if case .unhealthy(let reason) = keyProbe.health, reason.contains("rolled back") { rolledBack = true }
+        let rolledBack = keyProbe.cache.rolledBack
         return BrokerStatistics(
             healthReason: healthReason, tokens: tokens.counters, tokenSecondsToExpiry: tokens.secondsToExpiry,
             activeKeyVersion: keyProbe.cache.activeVersion, pendingKeyVersion: keyProbe.cache.pendingVersion,

@@ -98,6 +98,10 @@ struct KeyCache {
 
     func keyID(forVersion version: UInt32) -> KeyID? { keyIDs[version] }
 
+    /// Vault was seen rolled back (lower latest_version or a re-created version): nothing may be
+    /// encrypted until Vault shows the state the broker knew again.
+    private(set) var rolledBack = false
+
     /// A newer version seen once, not yet active (for logs and metrics).
     var pendingVersion: UInt32? { policy.candidate }
 
@@ -113,6 +117,7 @@ struct KeyCache {
         }
         for (version, created) in metadata.creationTimes {
             if let known = creationTimes[version], known != created {
+                rolledBack = true
                 return .unhealthy(reason: "key rolled back: version \(version) was re-created")
             }
         }
@@ -127,12 +132,14 @@ struct KeyCache {
         }
         switch policy.decide(current: activeVersion, observedLatest: metadata.latestVersion) {
         case .refuse(let reason):
+            rolledBack = true
             return .unhealthy(reason: reason)
         case .keep(let version, _), .adopt(let version):
             guard derived[version] != nil else {
                 return .unhealthy(reason: "key \(keyName) metadata lacks version \(version)")
             }
             let changed = version != activeVersion
+            rolledBack = false
             keyIDs = derived
             creationTimes.merge(metadata.creationTimes) { old, _ in old }
             activeVersion = version

@@ -101,6 +101,7 @@ final class KeyProbe {
         case .keyMissing: "key missing: \(path)"
         case .permissionDenied: "permission denied on \(path)"
         case .sealed: "vault sealed"
+        case .unavailable where error.reason == VaultTransportError.tls.description: "vault TLS handshake failed"
         case .unavailable, .deadlineExceeded: "vault unreachable"
         case .throttled: "vault throttled"
         case .notReady: "not logged in"

@@ -63,7 +63,7 @@ final class TokenLifecycle {
     /// nil when a usable token is held; else a short healthz reason.
     var healthReason: String? {
         if currentToken != nil { return nil }
-        if let reason = lastFailureReason, reason == "vault unreachable" || reason == "vault sealed" { return reason }
+        if let reason = lastFailureReason, reason.hasPrefix("vault ") { return reason }
         if hadToken { return "token expired" }
         return lastFailureReason ?? "not logged in yet"
     }
@@ -184,6 +184,7 @@ final class TokenLifecycle {
 
     static func healthReason(for error: VaultCallError) -> String {
         switch error.code {
+        case .unavailable where error.reason == VaultTransportError.tls.description: "vault TLS handshake failed"
         case .unavailable where error.status == 0, .deadlineExceeded: "vault unreachable"
         case .sealed: "vault sealed"
         default: "login failed"

@@ -72,3 +72,23 @@ struct BrokerStatisticsTests {
         #expect(harness.logs.events(named: "broker.vault.edition").first?.fields["edition"] == edition)
     }
 }
+
+/// A rollback seen by the probe stops Encrypt: the active version may now be another key.
+struct RollbackEncryptTests {
+    @Test func encryptIsRefusedOnceTheKeyWasSeenRolledBack() throws {
+        let harness = try BrokerHarness()
+        #expect(harness.startAndWaitHealthy())
+        harness.vault.creationTimes = [1: 1_800_000_000]
+        var done = false
+        harness.service.keyProbe.probe { done = true }
+        #expect(runLoop(harness.loop) { done })
+        #expect(harness.service.healthReason.hasPrefix("key rolled back"))
+        #expect(harness.service.statistics.keyRolledBack)
+        #expect(harness.hello())
+        let before = harness.vault.transitCalls.count
+        harness.send(
+            .encryptRequest, id: 2, payload: EncryptRequest(deadlineMillis: 3000, uid: "u", plaintext: [1]).payload())
+        #expect(try harness.waitForAnswer(id: 2).map { try EncryptAnswer.decode($0.payload).code } == .notReady)
+        #expect(harness.vault.transitCalls.count == before)
+    }
+}

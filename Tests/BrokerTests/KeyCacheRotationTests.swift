@@ -75,5 +75,6 @@ struct KeyCacheRotationTests {
         }
         #expect(reason.contains("rolled back"))
         #expect(cache.activeKeyID == before)
+        #expect(cache.rolledBack)
     }
 }

@@ -64,9 +64,10 @@ class SimulatorProcess:
 class VaultSetup:
     """Transit key, least-privilege policy and AppRole, created through the HTTP API."""
 
-    def __init__(self, address, root_token, tmpdir):
+    def __init__(self, address, root_token, tmpdir, verify=None, cert=None, namespace=None):
         self.address = address
-        self.root = hvac.Client(url=address, token=root_token)
+        self.root = hvac.Client(
+            url=address, token=root_token, verify=True if verify is None else verify, cert=cert, namespace=namespace)
         suffix = uuid.uuid4().hex[:8]
         self.mount = f"kms-transit-{suffix}" if os.environ.get("VAULT_ADDR") else "transit"
         self.auth_mount = f"kms-approle-{suffix}" if os.environ.get("VAULT_ADDR") else "approle"

@@ -1,0 +1,115 @@
+"""Token lifecycle against the simulator: renewal across several short TTLs, a fresh login
+before the max TTL, secret-ID rotation without a restart, a rotated file with bad permissions,
+and a re-login after the token expired under the broker."""
+import os
+import time
+
+import pytest
+
+import vaultenv
+from brokerhelpers import events, healthz, round_trip, sim_advance_clock, sim_reset_stats, sim_stats, wait_healthz
+from plugin import Plugin
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="uses the simulator's clock and stats")
+
+
+@pytest.fixture()
+def own_vault(tmp_path_factory):
+    """A simulator per test: these tests change the role and the clock."""
+    server = vaultenv.SimulatorProcess()
+    setup = vaultenv.VaultSetup(server.address, server.root_token, str(tmp_path_factory.mktemp("vault")))
+    yield setup
+    server.stop()
+
+
+def _short_ttls(vault, ttl, max_ttl):
+    vault.root.auth.approle.create_or_update_approle(
+        role_name=vault.role, token_policies=[vault.policy], token_ttl=ttl, token_max_ttl=max_ttl,
+        mount_point=vault.auth_mount)
+
+
+def test_a_short_token_is_renewed_across_several_ttls_and_replaced_before_its_max_ttl(own_vault, workdir):
+    _short_ttls(own_vault, "3s", "7s")
+    running = Plugin(own_vault, workdir)
+    try:
+        deadline = time.time() + 16
+        while time.time() < deadline:
+            assert healthz(running) == "ok"
+            round_trip(running)
+            time.sleep(0.5)
+        stats = sim_stats(own_vault.address)
+        # 16 s with a 3 s TTL and a 7 s max TTL: renewals in every token's life, fresh logins
+        # before each max TTL, and the plugin healthy and serving throughout.
+        assert stats.get("auth/token/renew-self", 0) >= 3, stats
+        assert stats.get(f"auth/{own_vault.auth_mount}/login", 0) >= 3, stats
+        assert events(running, "broker.token.max_ttl_near")
+    finally:
+        running.stop()
+
+
+def test_a_rotated_secret_id_is_used_at_the_next_login_without_a_restart(own_vault, workdir):
+    running = Plugin(own_vault, workdir)
+    try:
+        first_pid = running.proc.pid
+        rotated = own_vault.new_secret_id()
+        own_vault.write_secret_id(rotated)
+        own_vault.root.auth.approle.destroy_secret_id(
+            own_vault.role, own_vault.secret_id, mount_point=own_vault.auth_mount)
+        # Past the token's TTL and max TTL: the next call is refused, the broker logs in again
+        # with the secret ID it reads from the file now, and retries the call.
+        sim_advance_clock(own_vault.address, 5 * 3600)
+        round_trip(running)
+        assert running.proc.pid == first_pid and running.proc.poll() is None
+        assert len(events(running, "broker.login.ok")) >= 2
+        assert healthz(running) == "ok"
+    finally:
+        running.stop()
+
+
+def test_a_rotated_secret_id_file_with_bad_permissions_is_refused_and_the_token_kept(own_vault, workdir):
+    _short_ttls(own_vault, "3s", "4s")
+    running = Plugin(own_vault, workdir)
+    try:
+        own_vault.write_secret_id(own_vault.new_secret_id(), mode=0o644)
+        # The max TTL forces a login within ~3 s; the file is refused, no login is sent.
+        deadline = time.time() + 10
+        while time.time() < deadline and not events(running, "broker.login.secret_id_refused"):
+            time.sleep(0.1)
+        refused = events(running, "broker.login.secret_id_refused")
+        assert refused, running.log_text()
+        assert refused[0]["level"] == "error"
+        assert "0400" in refused[0]["reason"] or "permission" in refused[0]["reason"].lower()
+        assert refused[0]["token_kept"] == "true"
+        # Once the file is fixed the next attempt logs in again.
+        own_vault.write_secret_id(own_vault.new_secret_id())
+        wait_healthz(running, lambda h: h == "ok")
+        round_trip(running)
+    finally:
+        running.stop()
+
+
+def test_failed_logins_back_off_and_never_reach_the_approle_lockout(own_vault, workdir):
+    own_vault.write_secret_id("00000000-0000-0000-0000-000000000000")
+    running = Plugin(own_vault, workdir, wait_ready=False)
+    try:
+        assert wait_healthz(running, lambda h: h == "login failed") == "login failed"
+        time.sleep(3)
+        # Credential failures back off from 30 s: one attempt so far, far from 5 in 15 minutes.
+        login_path = f"auth/{own_vault.auth_mount}/login"
+        assert sim_stats(own_vault.address).get(login_path, 0) == 1
+        retry = events(running, "broker.login.retry")[0]
+        assert retry["kind"] == "credentials" and int(retry["after_millis"]) >= 24_000
+    finally:
+        running.stop()
+
+
+def test_a_revoked_token_leads_to_one_login_and_the_call_succeeds(own_vault, workdir):
+    running = Plugin(own_vault, workdir)
+    try:
+        sim_reset_stats(own_vault.address)
+        sim_advance_clock(own_vault.address, 5 * 3600)  # the token is now expired in Vault
+        round_trip(running)
+        stats = sim_stats(own_vault.address)
+        assert stats.get(f"auth/{own_vault.auth_mount}/login", 0) == 1, stats
+    finally:
+        running.stop()
