@@ -109,10 +109,10 @@ class SplitPlugin:
             "--log-level", "debug", *self.broker_args,
         ]
 
-    def start_broker(self):
+    def start_broker(self, log_path=None):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(self.broker_env or {})}
-        self.broker = Logged(self.broker_command(), os.path.join(self.workdir, f"broker-{time.time_ns()}.log"),
-                             env=env)
+        log_path = log_path or os.path.join(self.workdir, f"broker-{time.time_ns()}.log")
+        self.broker = Logged(self.broker_command(), log_path, env=env)
         deadline = time.time() + 10
         while not os.path.exists(self.broker_socket):
             if self.broker.proc.poll() is not None or time.time() > deadline:
