@@ -208,3 +208,20 @@ def _healthy(stub):
         return stub.Status(api().StatusRequest(), timeout=2).healthz == "ok"
     except grpc.RpcError:
         return False
+
+
+def test_spawn_broker_refuses_a_world_writable_socket_directory_too(vault, workdir):
+    import subprocess
+
+    from plugin import installed_bin_dir
+    directory = os.path.join(workdir, "open")
+    os.mkdir(directory)
+    os.chmod(directory, 0o777)
+    result = subprocess.run(
+        [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{directory}/kms.sock",
+         "--vault-address", vault.address, "--vault-key-path", vault.key_path, "--auth-mount", vault.auth_mount,
+         "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path],
+        capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    assert "writable by group or others" in result.stderr
+    assert not os.path.exists(f"{directory}/kms.sock")
