@@ -145,3 +145,60 @@ def test_a_journal_stream_that_is_not_stderr_keeps_json_lines(vault, workdir, jo
         assert not any(e.get("EVENT") == "broker.started" for e in journal.entries)
     finally:
         running.stop()
+
+
+JOURNALD = "/lib/systemd/systemd-journald"
+
+
+@pytest.fixture()
+def real_journald():
+    """A real systemd-journald (it runs standalone as root), read back with journalctl; removed
+    with everything it created afterwards."""
+    import shutil
+    import subprocess
+
+    if os.path.exists(JOURNAL_SOCKET):
+        pytest.skip("a journal already runs here")
+    if not os.access(JOURNALD, os.X_OK) or not shutil.which("journalctl"):
+        pytest.skip("systemd-journald or journalctl not installed")
+    created = [d for d in ("/run/systemd/journal", "/run/log") if not os.path.exists(d)]
+    daemon = subprocess.Popen([JOURNALD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(JOURNAL_SOCKET) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(JOURNAL_SOCKET), "systemd-journald did not start"
+    yield
+    daemon.terminate()
+    daemon.wait(10)
+    for directory in created:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def journal_entries(pid):
+    import json
+    import subprocess
+
+    result = subprocess.run(["journalctl", "--no-pager", "-o", "json", f"_PID={pid}"], capture_output=True,
+                            text=True, timeout=20)
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_journalctl_shows_the_brokers_entries_with_their_fields(vault, workdir, real_journald):
+    running = SplitPlugin(vault, workdir, broker_args=["--log-format", "journald"])
+    try:
+        pid = running.broker.proc.pid
+        deadline = time.monotonic() + 10
+        entries = []
+        while time.monotonic() < deadline:
+            entries = journal_entries(pid)
+            if any(e.get("EVENT") == "broker.started" for e in entries):
+                break
+            time.sleep(0.2)
+        started = next(e for e in entries if e.get("EVENT") == "broker.started")
+        assert started["SYSLOG_IDENTIFIER"] == "vault-kube-kms"
+        assert started["PRIORITY"] == "6"
+        assert started["KEY_PATH"] == vault.key_path
+        assert started["_TRANSPORT"] == "journal"  # native protocol, not stderr
+    finally:
+        running.stop()
+    assert not any(vault.secret_id in json_text for json_text in map(str, journal_entries(pid)))
