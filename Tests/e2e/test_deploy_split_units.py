@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -70,6 +71,16 @@ def hardened(uid, profile, command):
             "--bounding-set=-all", "--no-new-privs", SYSTEM_PYTHON, ENFORCE, profile, "--", *command]
 
 
+def received(sock):
+    """Every notification datagram waiting on `sock`, joined."""
+    messages = []
+    while True:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except (BlockingIOError, TimeoutError, socket.timeout):
+            return "\n".join(messages)
+
+
 def wait_for(path, proc, timeout=10):
     deadline = time.time() + timeout
     while not os.path.exists(path):
@@ -106,6 +117,17 @@ def test_split_units_serve_with_their_sockets_users_and_filters(vault, layout):
         write_profile(profiles[name], unit_allow_list(name))
         os.chmod(profiles[name], 0o644)
 
+    # Type=notify: a notification socket each service reports READY=1 to, as systemd's would.
+    notify_dir = os.path.join(layout["filters"], "notify")
+    os.mkdir(notify_dir, 0o777)
+    os.chmod(notify_dir, 0o777)
+    notify = {}
+    for name in ("broker", "front"):
+        notify[name] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify[name].bind(os.path.join(notify_dir, name))
+        os.chmod(os.path.join(notify_dir, name), 0o777)
+        notify[name].settimeout(0.2)
+
     broker_socket_unit = unit("vault-kube-kms-broker.socket")["Socket"]
     broker_sock = os.path.join(layout["broker-run"], "broker.sock")
     env = env_file({
@@ -116,6 +138,7 @@ def test_split_units_serve_with_their_sockets_users_and_filters(vault, layout):
     broker_cmd = [arg.replace("/run/vault-kube-kms/", layout["broker-run"] + "/") for arg in broker_cmd]
     activate = ["systemd-socket-activate", "--seqpacket", "-l", broker_sock,
                 f"--fdname={broker_socket_unit['FileDescriptorName'][0]}"]
+    env["NOTIFY_SOCKET"] = os.path.join(notify_dir, "broker")
     for key, value in env.items():
         activate += ["-E", f"{key}={value}"]
     logs = {name: open(os.path.join(layout["filters"], name + ".log"), "wb") for name in ("broker", "front")}
@@ -138,7 +161,8 @@ def test_split_units_serve_with_their_sockets_users_and_filters(vault, layout):
         front_cmd = without(front_cmd, missing)
         front = subprocess.Popen(
             ["systemd-socket-activate", "-l", kms_sock,
-             f"--fdname={unit('vault-kube-kms-front.socket')['Socket']['FileDescriptorName'][0]}", "--",
+             f"--fdname={unit('vault-kube-kms-front.socket')['Socket']['FileDescriptorName'][0]}",
+             "-E", f"NOTIFY_SOCKET={os.path.join(notify_dir, 'front')}", "--",
              *hardened(FRONT_UID, profiles["vault-kube-kms-front.service"], front_cmd)],
             stdout=logs["front"], stderr=subprocess.STDOUT, env={"PATH": os.environ["PATH"]})
         wait_for(kms_sock, front)
@@ -149,6 +173,8 @@ def test_split_units_serve_with_their_sockets_users_and_filters(vault, layout):
             status = plugin.proc_status(proc.pid)
             assert (status["Uid"].split()[0], status["Seccomp"], status["NoNewPrivs"], status["CapEff"]) == (
                 str(uid), "2", "1", "0" * 16)
+        for name in ("broker", "front"):
+            assert "READY=1" in received(notify[name]), name
         # The broker took the socket systemd made (FileDescriptorName=broker) rather than binding.
         assert os.stat(broker_sock).st_gid == FRONT_UID
     finally:
