@@ -196,7 +196,8 @@ enum PreflightDecisions {
     static func tls(isHTTPS: Bool, skipVerify: Bool, tlsFailed: Bool, caFile: String?) -> PreflightResult {
         guard isHTTPS else {
             return PreflightResult(
-                "vault.tls", .warn, "plain http: the token and every DEK cross the network unencrypted; use https")
+                "vault.tls", .warn,
+                "plain http: the secret ID, the token and every DEK seed cross the network unencrypted; use https")
         }
         if tlsFailed {
             return PreflightResult(
