@@ -252,24 +252,29 @@ enum PreflightDecisions {
 
     // MARK: local files
 
-    /// Judges the directory that will hold the KMS socket. `ownerUID` 0 or the caller is fine.
+    /// Judges the directory that will hold the KMS socket by the rule the broker applies at bind
+    /// time (`KMSRuntime.SocketDirectory`): group- or world-writable is refused unless the
+    /// directory is sticky and owned by root or this user; such a shared directory is still only
+    /// a warning here, since a dedicated one is better.
     static func socketDirectory(path: String, isDirectory: Bool, mode: UInt32, ownerUID: UInt32, euid: UInt32)
         -> PreflightResult
     {
         guard isDirectory else { return PreflightResult("socket.directory", .fail, "\(path) is not a directory") }
         let permissions = mode & 0o7777
         let sticky = permissions & 0o1000 != 0
-        if permissions & 0o002 != 0 && !sticky {
-            return PreflightResult(
-                "socket.directory", .fail,
-                "\(path) is writable by everyone (mode \(octal(permissions))): anyone can replace the socket")
-        }
+        let ownerIsTrusted = ownerUID == 0 || ownerUID == euid
         if permissions & 0o022 != 0 {
+            guard sticky && ownerIsTrusted else {
+                return PreflightResult(
+                    "socket.directory", .fail,
+                    "\(path) is writable by group or others (mode \(octal(permissions))): anyone there can replace the socket; the broker refuses it"
+                )
+            }
             return PreflightResult(
                 "socket.directory", .warn,
-                "\(path) is writable by group or others (mode \(octal(permissions))); 0755 or 0750 is enough")
+                "\(path) is a shared sticky directory (mode \(octal(permissions))); use a dedicated 0755 directory")
         }
-        if ownerUID != 0 && ownerUID != euid {
+        if !ownerIsTrusted {
             return PreflightResult(
                 "socket.directory", .warn, "\(path) is owned by uid \(ownerUID), neither root nor this user")
         }

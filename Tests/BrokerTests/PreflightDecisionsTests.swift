@@ -174,7 +174,7 @@ struct PreflightServerAndFileTests {
         #expect(PreflightDecisions.namespace(nil, isCommunity: true, keyReadable: true).outcome == .pass)
     }
 
-    @Test func aWorldWritableSocketDirectoryFailsUnlessSticky() {
+    @Test func aSocketDirectoryOthersCanWriteFailsAsTheBrokerWouldRefuseIt() {
         func judge(_ mode: UInt32, owner: UInt32 = 0) -> PreflightOutcome {
             PreflightDecisions.socketDirectory(
                 path: "/run/kms", isDirectory: true, mode: mode, ownerUID: owner, euid: 5
@@ -182,8 +182,9 @@ struct PreflightServerAndFileTests {
             .outcome
         }
         #expect(judge(0o777) == .fail)
+        #expect(judge(0o775) == .fail)
+        #expect(judge(0o1777, owner: 7) == .fail)
         #expect(judge(0o1777) == .warn)
-        #expect(judge(0o775) == .warn)
         #expect(judge(0o755) == .pass)
         #expect(judge(0o755, owner: 7) == .warn)
         #expect(judge(0o755, owner: 5) == .pass)

@@ -32,7 +32,8 @@ def quoted_messages():
         if not line.startswith("| `"):
             continue
         first_cell = line.split(" | ")[0]
-        found += re.findall(r"`([^`]+)`", first_cell)
+        # A `|` inside a table cell is written `\|` in Markdown.
+        found += [span.replace("\\|", "|") for span in re.findall(r"`([^`]+)`", first_cell)]
     return found
 
 
