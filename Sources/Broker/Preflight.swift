@@ -11,24 +11,18 @@ import KMSRuntime
 public struct Preflight {
     public let configuration: BrokerConfiguration
     public let listenAddress: ListenAddress?
-    /// Set when the operator disabled certificate verification (reported as a warning).
-    public let tlsSkipVerify: Bool
-    /// The explicit TLS server name, when one is configured.
-    public let tlsServerName: String?
 
-    public init(
-        configuration: BrokerConfiguration, listenAddress: ListenAddress?, tlsSkipVerify: Bool = false,
-        tlsServerName: String? = nil
-    ) {
+    /// `configuration` carries the TLS settings too (`--tls-sni`, `--tls-skip-verify`, client
+    /// certificate): the preflight connects exactly as the broker would.
+    public init(configuration: BrokerConfiguration, listenAddress: ListenAddress?) {
         self.configuration = configuration
         self.listenAddress = listenAddress
-        self.tlsSkipVerify = tlsSkipVerify
-        self.tlsServerName = tlsServerName
     }
 
     /// Runs every check in order and returns the report.
     public func run() throws(ConfigurationError) -> PreflightReport {
         var report = PreflightReport()
+        for warning in configuration.warnings { report.add("configuration", .warn, warning) }
         let secretID = checkSecretIDFile(into: &report)
         checkSocketDirectory(into: &report)
 
@@ -133,9 +127,11 @@ public struct Preflight {
         report.add(PreflightDecisions.health(status: health.status, transportError: transportError, address: address))
         report.add(
             PreflightDecisions.tls(
-                isHTTPS: isHTTPS, skipVerify: tlsSkipVerify, tlsFailed: health.transportError == .tls,
+                isHTTPS: isHTTPS, skipVerify: configuration.tlsSkipVerify, tlsFailed: health.transportError == .tls,
                 caFile: configuration.caFile))
-        report.add(PreflightDecisions.sni(isHTTPS: isHTTPS, host: Self.host(of: address), serverName: tlsServerName))
+        report.add(
+            PreflightDecisions.sni(
+                isHTTPS: isHTTPS, host: Self.host(of: address), serverName: configuration.tlsServerName))
         let reachable = health.transportError == nil && [200, 429, 473].contains(health.status)
         guard reachable else { return Server(reachable: false, version: nil) }
 

@@ -16,7 +16,9 @@ final class PreflightVault {
             loop: loop,
             options: .init(
                 baseURL: configuration.vaultAddress, caFile: configuration.caFile,
-                connectTimeoutMillis: configuration.connectTimeoutMillis))
+                connectTimeoutMillis: configuration.connectTimeoutMillis, serverName: configuration.tlsServerName,
+                clientCertFile: configuration.tlsClientCertFile, clientKeyFile: configuration.tlsClientKeyFile,
+                skipVerify: configuration.tlsSkipVerify))
         timeoutMillis = configuration.requestTimeoutMillis
         namespace = configuration.vaultNamespace
         authNamespace = configuration.effectiveAuthNamespace

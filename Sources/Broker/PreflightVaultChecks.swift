@@ -16,7 +16,11 @@ struct PreflightVaultChecks {
         let license = vault.get("sys/license/status", token: token, namespace: vault.authNamespace)
         let edition = PreflightDecisions.edition(
             licenseStatus: license.status, licenseErrors: VaultJSON.errors(in: license.body), version: version)
-        report.add(edition)
+        if configuration.requireEnterprise && !edition.detail.hasPrefix("Vault Enterprise") {
+            report.add("vault.edition", .fail, "--require-enterprise is set, but: \(edition.detail)")
+        } else {
+            report.add(edition)
+        }
         let isCommunity = edition.detail.hasPrefix("Vault Community")
         checkToken(into: &report)
         checkCapabilities(into: &report)

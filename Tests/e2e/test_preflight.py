@@ -102,7 +102,7 @@ def test_a_backup_ready_key_over_tls_passes_every_check(tmp_path, workdir):
         sim.stop()
 
 
-def test_an_ip_address_over_tls_warns_that_no_sni_is_sent(tmp_path, workdir):
+def test_an_ip_address_over_tls_warns_that_no_sni_is_sent_unless_one_is_set(tmp_path, workdir):
     cert, key, ca = make_certificate(tmp_path, "localhost")
     sim = vaultenv.SimulatorProcess(extra_args=[f"-dev-tls-cert-file={cert}", f"-dev-tls-key-file={key}"])
     try:
@@ -110,8 +110,34 @@ def test_an_ip_address_over_tls_warns_that_no_sni_is_sent(tmp_path, workdir):
         _, results, _ = run_preflight(setup, workdir, "--tls-ca-file", ca)
         assert results["vault.sni"][0] == "WARN"
         assert "IP address" in results["vault.sni"][1]
+
+        requests.post(sim.address + "/_sim/stats/reset", timeout=5, verify=ca)
+        code, results, output = run_preflight(setup, workdir, "--tls-ca-file", ca, "--tls-sni", "localhost")
+        assert code == 0, output
+        assert results["vault.sni"] == ("PASS", "server name localhost (explicit)")
+        assert stats_tls(sim.address, ca)["_sni"].get("localhost", 0) >= 1
     finally:
         sim.stop()
+
+
+def test_skip_verify_warns_even_when_the_certificate_would_not_verify(tmp_path, workdir):
+    cert, key, ca = make_certificate(tmp_path, "localhost")
+    sim = vaultenv.SimulatorProcess(extra_args=[f"-dev-tls-cert-file={cert}", f"-dev-tls-key-file={key}"])
+    try:
+        setup = tls_setup(sim.address, ca, tmp_path)
+        code, results, _ = run_preflight(setup, workdir, "--tls-skip-verify")
+        assert results["vault.tls"] == ("WARN", "certificate verification is disabled (skip-verify)")
+        assert results["approle.login"][0] == "PASS"
+        assert code == 1
+    finally:
+        sim.stop()
+
+
+def test_require_enterprise_fails_on_community_edition(vault, workdir):
+    code, results, _ = run_preflight(vault, workdir, "--require-enterprise")
+    assert results["vault.edition"][0] == "FAIL"
+    assert "Community" in results["vault.edition"][1]
+    assert code == 2
 
 
 def test_a_secret_id_file_readable_by_others_fails(vault, workdir):
