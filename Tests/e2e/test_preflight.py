@@ -381,3 +381,26 @@ def make_certificate(tmpdir, hostname):
     with open(paths[2], "wb") as handle:
         handle.write(ca_cert.public_bytes(serialization.Encoding.PEM))
     return paths
+
+
+def test_a_vault_configured_by_the_shipped_setup_script_passes_but_for_backup_and_plain_http(server, tmp_path, workdir):
+    """docs/operations.md promises this of deploy/vault/setup.sh (run here through its HTTP path)."""
+    out = str(tmp_path / "credentials")
+    done = subprocess.run(
+        ["bash", os.path.join(vaultenv.ROOT, "deploy", "vault", "setup.sh")], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "VAULT_ADDR": server.address, "VAULT_TOKEN": server.root_token,
+                         "VAULT_CLI": "http", "KMS_OUTPUT_DIR": out})
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "role-id")) as handle:
+        role_id = handle.read().strip()
+    with open(os.path.join(out, "secret-id")) as handle:
+        secret_id = handle.read().strip()
+    setup = type("Shipped", (), {"address": server.address, "key_path": "transit/keys/kube-kek",
+                                 "auth_mount": "approle", "role_id": role_id, "secret_id": secret_id,
+                                 "secret_id_path": os.path.join(out, "secret-id")})()
+    code, results, output = run_preflight(setup, workdir)
+    warned = {check for check, outcome in outcomes(results).items() if outcome != "PASS"}
+    assert warned == {"vault.tls", "key.backup"}, output
+    assert results["key.rotation"] == ("PASS", "auto_rotate_period 90d")
+    assert results["token.ttl"][0] == "PASS"
+    assert code == 1
