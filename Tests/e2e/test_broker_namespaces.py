@@ -62,3 +62,12 @@ def test_without_the_namespace_the_team_approle_is_not_found(enterprise, workdir
         assert wait_healthz(plugin, lambda h: h == "login failed") == "login failed"
     finally:
         plugin.stop()
+
+
+def test_vault_namespace_is_honoured_as_a_fallback(enterprise, workdir):
+    server, in_root, in_team = enterprise
+    plugin = Plugin(in_team, workdir, env={**os.environ, "VAULT_NAMESPACE": "team-a"})
+    try:
+        round_trip(plugin)
+    finally:
+        plugin.stop()

@@ -150,3 +150,11 @@ def test_a_client_certificate_without_its_key_stops_startup(mtls_vault, pki, wor
     assert running.proc.wait(15) != 0
     running.stop()
     assert "--tls-client-cert and --tls-client-key must be given together" in running.log_text()
+
+
+def test_vault_cacert_is_honoured_as_a_fallback_for_the_ca_file(tls_vault, pki, workdir):
+    running = Plugin(tls_vault, workdir, env={**os.environ, "VAULT_CACERT": pki["ca"]})
+    try:
+        round_trip(running)
+    finally:
+        running.stop()
