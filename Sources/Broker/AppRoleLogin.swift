@@ -2,19 +2,19 @@ import KMSCore
 import KMSRuntime
 
 /// A Vault token with its lease, as returned by login or renew-self.
-struct VaultToken {
+public struct VaultToken {
     /// Vault tokens are short opaque ASCII strings (`hvs.` + base62, or a legacy UUID); 4 KiB
     /// bounds what the broker stores and sends in a header.
     static let maxBytes = 4096
 
-    let secret: SecretBytes
+    public let secret: SecretBytes
     /// 0 means the token does not expire (e.g. a root token in tests).
-    let leaseSeconds: Int64
-    let renewable: Bool
+    public let leaseSeconds: Int64
+    public let renewable: Bool
 
     /// Reads the `auth` block of a login or renew-self answer. The token goes straight into
     /// `SecretBytes`; it must be printable ASCII without spaces, since it is sent as a header.
-    static func parse(_ response: VaultResponse) -> Result<VaultToken, VaultCallError> {
+    public static func parse(_ response: VaultResponse) -> Result<VaultToken, VaultCallError> {
         if let error = VaultErrorClassifier.classify(response) { return .failure(error) }
         guard let auth = VaultJSON.decode(VaultJSON.AuthResponse.self, from: response.body)?.auth else {
             return .failure(
@@ -35,12 +35,19 @@ struct VaultToken {
 
 /// `POST auth/<mount>/login` with the role ID and the secret ID (re-read from its file by the
 /// caller at every login). No token is sent.
-struct AppRoleLogin {
-    let authMount: String
-    let roleID: String
-    let namespace: String?
+public struct AppRoleLogin {
+    public let authMount: String
+    public let roleID: String
+    public let namespace: String?
 
-    func request(secretID: SecretBytes, timeoutMillis: Int) -> VaultRequest {
+    public init(authMount: String, roleID: String, namespace: String?) {
+        self.authMount = authMount
+        self.roleID = roleID
+        self.namespace = namespace
+    }
+
+    /// The login request; `secretID` is copied into a wiped body.
+    public func request(secretID: SecretBytes, timeoutMillis: Int) -> VaultRequest {
         var body = JSONBodyBuilder(capacity: 64 + roleID.utf8.count + secretID.count * 6)
         body.string("role_id", roleID)
         body.secret("secret_id", secretID)
@@ -50,7 +57,7 @@ struct AppRoleLogin {
     }
 
     /// `POST auth/token/renew-self` with the current token.
-    func renewRequest(token: SecretBytes, timeoutMillis: Int) -> VaultRequest {
+    public func renewRequest(token: SecretBytes, timeoutMillis: Int) -> VaultRequest {
         VaultRequest(
             method: .post, path: "auth/token/renew-self", token: token, namespace: namespace,
             timeoutMillis: timeoutMillis)

@@ -1,14 +1,14 @@
 import KMSCore
 
 /// Key metadata as read from `GET <mount>/keys/<name>`, reduced to what the broker uses.
-struct KeyMetadata: Equatable {
-    static let requiredType = "aes256-gcm96"
+public struct KeyMetadata: Equatable, Sendable {
+    public static let requiredType = "aes256-gcm96"
 
-    var type: String
-    var latestVersion: UInt32
-    var minDecryptionVersion: UInt32
+    public var type: String
+    public var latestVersion: UInt32
+    public var minDecryptionVersion: UInt32
     /// Creation time (Unix seconds) of every version Vault still lists.
-    var creationTimes: [UInt32: Int64]
+    public var creationTimes: [UInt32: Int64]
 
     /// Reduces Vault's answer; nil when it is not a usable key description.
     init?(_ response: VaultJSON.KeyResponse) {

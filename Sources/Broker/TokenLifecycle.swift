@@ -16,7 +16,7 @@ import Logging
 /// login at once. The secret-ID file is read again at every login. Failed logins back off with
 /// `LoginBackoff` (jittered, never reaching the AppRole lockout); while they fail, a token that
 /// has not expired stays in use.
-final class TokenLifecycle {
+final class TokenLifecycle: VaultTokenSource {
     enum State: Equatable {
         case idle
         case loggingIn

@@ -6,19 +6,21 @@ import Logging
 /// Transit calls for the one configured key: read metadata, encrypt with an explicit version,
 /// decrypt. Every call is capped by an absolute deadline; one retry on a broken connection or a
 /// 5xx if time remains, and one fresh login when Vault says the token is invalid.
-final class TransitClient {
+public final class TransitClient {
     /// A retry is pointless with less time than this left.
     static let minimumRetryMillis: Int64 = 50
 
-    let keyPath: TransitKeyPath
+    public let keyPath: TransitKeyPath
     private let loop: EventLoop
     private let transport: any VaultTransport
-    private let tokens: TokenLifecycle
+    private let tokens: any VaultTokenSource
     private let namespace: String?
 
-    init(
+    /// A client for one key; `tokens` supplies the token (the broker's `TokenLifecycle`, or a
+    /// `StaticTokenSource` for one-shot tools like preflight).
+    public init(
         keyPath: TransitKeyPath, namespace: String?, loop: EventLoop, transport: any VaultTransport,
-        tokens: TokenLifecycle
+        tokens: any VaultTokenSource
     ) {
         self.keyPath = keyPath
         self.namespace = namespace
@@ -27,11 +29,12 @@ final class TransitClient {
         self.tokens = tokens
     }
 
-    var keyMetadataPath: String { "\(keyPath.mount)/keys/\(keyPath.keyName)" }
-    var encryptPath: String { "\(keyPath.mount)/encrypt/\(keyPath.keyName)" }
-    var decryptPath: String { "\(keyPath.mount)/decrypt/\(keyPath.keyName)" }
+    public var keyMetadataPath: String { "\(keyPath.mount)/keys/\(keyPath.keyName)" }
+    public var encryptPath: String { "\(keyPath.mount)/encrypt/\(keyPath.keyName)" }
+    public var decryptPath: String { "\(keyPath.mount)/decrypt/\(keyPath.keyName)" }
 
-    func readKey(deadlineMillis: Int64, completion: @escaping (Result<KeyMetadata, VaultCallError>) -> Void) {
+    /// Reads and reduces the key metadata.
+    public func readKey(deadlineMillis: Int64, completion: @escaping (Result<KeyMetadata, VaultCallError>) -> Void) {
         call(
             deadlineMillis: deadlineMillis, correlationID: nil,
             build: { token, timeout in
@@ -51,7 +54,7 @@ final class TransitClient {
     }
 
     /// Encrypts with `version` named explicitly; the answer must come from that version.
-    func encrypt(
+    public func encrypt(
         plaintext: [UInt8], version: UInt32, uid: String, deadlineMillis: Int64,
         completion: @escaping (Result<[UInt8], VaultCallError>) -> Void
     ) {
@@ -89,7 +92,7 @@ final class TransitClient {
     }
 
     /// Decrypts a `vault:vN:<base64>` ciphertext the caller has already checked.
-    func decrypt(
+    public func decrypt(
         ciphertext: [UInt8], uid: String, deadlineMillis: Int64,
         completion: @escaping (Result<[UInt8], VaultCallError>) -> Void
     ) {

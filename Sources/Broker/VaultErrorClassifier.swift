@@ -3,33 +3,34 @@ import KMSRuntime
 
 /// A failed Vault call, classified. `reason` is short and safe to log or show in healthz: it is
 /// built from the status code and the matched class, never from Vault's error text or a body.
-struct VaultCallError: Error, Equatable, CustomStringConvertible {
-    var code: BrokerErrorCode
+public struct VaultCallError: Error, Equatable, CustomStringConvertible {
+    public var code: BrokerErrorCode
     /// HTTP status, or 0 for a transport failure.
-    var status: Int
-    var reason: String
+    public var status: Int
+    public var reason: String
     /// A 403 that says the token itself is invalid or expired (log in again and retry once).
-    var invalidToken: Bool
+    public var invalidToken: Bool
 
-    init(code: BrokerErrorCode, status: Int, reason: String, invalidToken: Bool = false) {
+    public init(code: BrokerErrorCode, status: Int, reason: String, invalidToken: Bool = false) {
         self.code = code
         self.status = status
         self.reason = reason
         self.invalidToken = invalidToken
     }
 
-    var description: String { reason }
+    public var description: String { reason }
 
     /// Worth one retry inside the deadline: the connection broke, or Vault had a transient 5xx.
-    var isRetryable: Bool {
+    public var isRetryable: Bool {
         code == .unavailable && (reason == VaultTransportError.connectionReset.description || status >= 500)
     }
 }
 
 /// Maps Vault outcomes to `BrokerErrorCode`, by status code and a few stable substrings only
 /// (error wording differs between Vault, Community Edition and OpenBao versions).
-enum VaultErrorClassifier {
-    static func classify(_ response: VaultResponse) -> VaultCallError? {
+public enum VaultErrorClassifier {
+    /// nil for a 2xx answer; else the classified failure.
+    public static func classify(_ response: VaultResponse) -> VaultCallError? {
         if let transport = response.transportError {
             switch transport {
             case .timedOut:
