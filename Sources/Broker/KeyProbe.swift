@@ -102,6 +102,7 @@ final class KeyProbe {
         case .permissionDenied: "permission denied on \(path)"
         case .sealed: "vault sealed"
         case .unavailable where error.reason == VaultTransportError.tls.description: "vault TLS handshake failed"
+        case .unavailable where error.reason == VaultErrorClassifier.standbyReason: VaultErrorClassifier.standbyReason
         case .unavailable, .deadlineExceeded: "vault unreachable"
         case .throttled: "vault throttled"
         case .notReady: "not logged in"

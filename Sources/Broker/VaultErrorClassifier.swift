@@ -46,6 +46,9 @@ public enum VaultErrorClassifier {
         return classify(status: response.status, errors: errors)
     }
 
+    /// The reason (and healthz) for a standby's redirect.
+    public static let standbyReason = "vault standby redirect"
+
     /// `errors` are Vault's messages, lower-cased.
     static func classify(status: Int, errors: [String]) -> VaultCallError {
         func says(_ fragment: String) -> Bool { errors.contains { $0.contains(fragment) } }
@@ -70,6 +73,10 @@ public enum VaultErrorClassifier {
             return VaultCallError(code: .keyMissing, status: status, reason: "not found (404)")
         case 500...599:
             return VaultCallError(code: .unavailable, status: status, reason: "vault error \(status)")
+        case 307, 308:
+            // A standby node without request forwarding. Redirects are not followed: the token
+            // would go to a host nobody configured.
+            return VaultCallError(code: .unavailable, status: status, reason: Self.standbyReason)
         default:
             return VaultCallError(code: .internalError, status: status, reason: "unexpected vault answer \(status)")
         }

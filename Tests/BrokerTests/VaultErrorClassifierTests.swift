@@ -38,7 +38,7 @@ struct VaultErrorClassifierTests {
             body: #"{"errors":["requested version for encryption is higher than the latest key version"]}"#,
             code: .internalError),
         Case(status: 405, body: #"{"errors":["unsupported operation"]}"#, code: .internalError),
-        Case(status: 307, body: "", code: .internalError),
+        Case(status: 307, body: "", code: .unavailable),
     ]
 
     @Test(arguments: table)
@@ -83,5 +83,12 @@ struct VaultErrorClassifierTests {
         let error = VaultErrorClassifier.classify(
             status: 400, errors: ["cipher: message authentication failed secret-looking-text"])
         #expect(!error.reason.contains("secret-looking-text"))
+    }
+
+    @Test func aStandbyRedirectIsUnavailableAndNotRetried() {
+        let error = VaultErrorClassifier.classify(status: 307, errors: [])
+        #expect(error.code == .unavailable)
+        #expect(error.reason == "vault standby redirect")
+        #expect(!error.isRetryable)
     }
 }

@@ -152,3 +152,25 @@ def test_require_enterprise_refuses_community_edition(tmp_path_factory):
     finally:
         plugin.stop()
         vault.server.stop()
+
+
+def test_the_simulator_answers_like_a_standby_without_forwarding(audited):
+    faults = f"{audited.address}/_sim/faults"
+    requests.post(faults, json={"paths": ["sys/mounts"], "redirect": "https://active.test:8200", "count": 1},
+                  timeout=5).raise_for_status()
+    answer = requests.get(f"{audited.address}/v1/sys/mounts", headers={"X-Vault-Token": audited.server.root_token},
+                          allow_redirects=False, timeout=5)
+    assert answer.status_code == 307
+    assert answer.headers["Location"] == "https://active.test:8200/v1/sys/mounts"
+
+
+def test_a_standby_redirect_is_reported_and_never_followed(running, audited):
+    faults = f"{audited.address}/_sim/faults"
+    # The "active node" is a closed port: following the redirect would read "vault unreachable".
+    requests.post(faults, json={"paths": [f"{audited.mount}/keys/"], "redirect": "http://127.0.0.1:9"},
+                  timeout=5).raise_for_status()
+    try:
+        assert wait_healthz(running, lambda h: h != "ok") == "vault standby redirect"
+    finally:
+        requests.post(faults, json={"clear": True}, timeout=5)
+    wait_healthz(running, lambda h: h == "ok")

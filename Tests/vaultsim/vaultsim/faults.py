@@ -2,7 +2,8 @@
 
 A fault rule applies to requests whose Vault path (after /v1/, with the namespace prefix when an
 X-Vault-Namespace header is sent) contains any of its ``paths`` substrings, or to every request
-when ``paths`` is empty. A rule may add latency, answer an error status, or drop the connection,
+when ``paths`` is empty. A rule may add latency, answer an error status, drop the connection, or answer like a standby
+node without request forwarding (``redirect``: 307 with ``Location: <redirect>/v1/<path>``),
 for its next ``count`` matching requests (forever when ``count`` is absent).
 """
 
@@ -23,13 +24,14 @@ class FaultRule:
     status: int = 0
     drop: bool = False
     remaining: Optional[int] = None     # None: unlimited
+    redirect: str = ""                  # base URL of the "active node" for a 307
 
     def matches(self, path: str) -> bool:
         return not self.paths or any(p in path for p in self.paths)
 
     def describe(self) -> dict:
         return {"paths": self.paths, "latency_ms": self.latency_ms, "status": self.status,
-                "drop": self.drop, "count": self.remaining}
+                "drop": self.drop, "count": self.remaining, "redirect": self.redirect}
 
 
 @dataclass
@@ -37,6 +39,7 @@ class FaultDecision:
     latency_s: float = 0.0
     status: int = 0
     drop: bool = False
+    redirect: str = ""
 
 
 class FaultConfigError(ValueError):
@@ -52,7 +55,7 @@ class Faults:
         """Apply a POST /_sim/faults body: {"clear": true} and/or one new rule."""
         if not isinstance(doc, dict):
             raise FaultConfigError("body must be a JSON object")
-        known = {"clear", "paths", "latency_ms", "status", "count", "drop"}
+        known = {"clear", "paths", "latency_ms", "status", "count", "drop", "redirect"}
         unknown = set(doc) - known
         if unknown:
             raise FaultConfigError(f"unknown fields: {sorted(unknown)}")
@@ -75,10 +78,13 @@ class Faults:
                 raise FaultConfigError("count must be a positive integer")
             if not isinstance(drop, bool):
                 raise FaultConfigError("drop must be a boolean")
-            if not (latency or status or drop):
-                raise FaultConfigError("a rule needs latency_ms, status or drop")
+            redirect = doc.get("redirect", "")
+            if not isinstance(redirect, str) or (redirect and not redirect.startswith(("http://", "https://"))):
+                raise FaultConfigError("redirect must be an http:// or https:// base URL")
+            if not (latency or status or drop or redirect):
+                raise FaultConfigError("a rule needs latency_ms, status, drop or redirect")
             rule = FaultRule(paths=[p.strip("/") for p in paths], latency_ms=int(latency),
-                             status=status, drop=drop, remaining=count)
+                             status=status, drop=drop, remaining=count, redirect=redirect.rstrip("/"))
         with self.lock:
             if doc.get("clear"):
                 self.rules.clear()
@@ -93,9 +99,10 @@ class Faults:
                 if not rule.matches(path):
                     continue
                 decision.latency_s += rule.latency_ms / 1000.0
-                if not decision.drop and not decision.status:
+                if not decision.drop and not decision.status and not decision.redirect:
                     decision.drop = rule.drop
                     decision.status = 0 if rule.drop else rule.status
+                    decision.redirect = "" if (rule.drop or rule.status) else rule.redirect
                 if rule.remaining is not None:
                     rule.remaining -= 1
                     if rule.remaining <= 0:

@@ -171,6 +171,11 @@ class Handler(BaseHTTPRequestHandler):
         if decision.drop:
             self._drop()
             return
+        if decision.redirect:
+            # Vault's standby answer when request forwarding is off: 307 to the active node.
+            location = f"{decision.redirect}/v1/{vault_path}" + (f"?{url.query}" if url.query else "")
+            self._send(Answer(307, None, {"Location": location}))
+            return
         if decision.status:
             extra = {"Retry-After": "1"} if decision.status == 429 else {}
             self._send(Answer(decision.status, fault_body(decision.status, full_path), extra))
