@@ -73,3 +73,23 @@ struct TokenLifecycleTests {
         #expect(reasons.first?.contains("chmod 0400") == true)
     }
 }
+
+/// The health reason when the token ran out while renewal and logins failed.
+struct TokenExpiryHealthTests {
+    @Test func aTokenThatRunsOutWhileLoginsFailIsReportedAsTokenExpired() throws {
+        var logins = 0
+        let harness = try BrokerHarness {
+            $0.leaseSeconds = 1
+            $0.script = { request in
+                if request.path.hasSuffix("renew-self") { return .json(status: 500, #"{"errors":["internal error"]}"#) }
+                guard request.path.hasSuffix("/login") else { return nil }
+                logins += 1
+                return logins == 1 ? nil : .json(status: 400, #"{"errors":["invalid role or secret ID"]}"#)
+            }
+        }
+        #expect(harness.startAndWaitHealthy())
+        #expect(runLoop(harness.loop, timeoutMillis: 4000) { harness.service.healthReason == "token expired" })
+        #expect(harness.service.statistics.tokens.renewalFailures >= 1)
+        #expect((harness.service.statistics.tokenSecondsToExpiry ?? 0) == 0)
+    }
+}

@@ -174,3 +174,19 @@ def test_a_standby_redirect_is_reported_and_never_followed(running, audited):
     finally:
         requests.post(faults, json={"clear": True}, timeout=5)
     wait_healthz(running, lambda h: h == "ok")
+
+
+def test_the_deep_probe_finds_a_policy_that_allows_encrypt_but_not_decrypt(audited, tmp_path_factory):
+    policy = vaultenv.POLICY_TEMPLATE.format(mount=audited.mount, key=audited.key)
+    audited.root.sys.create_or_update_policy(
+        name=audited.policy, policy="\n".join(line for line in policy.splitlines() if "/decrypt/" not in line))
+    workdir = str(tmp_path_factory.mktemp("deep"))
+    os.chmod(workdir, 0o755)
+    plugin = Plugin(audited, workdir, wait_ready=False, extra_args=["--deep-check-interval", "250ms"])
+    try:
+        reason = wait_healthz(plugin, lambda h: h.startswith("permission denied"))
+        assert reason == f"permission denied on {audited.mount}/decrypt/{audited.key}"
+        assert events(plugin, "broker.deep_probe.failed")
+    finally:
+        plugin.stop()
+        audited.root.sys.create_or_update_policy(name=audited.policy, policy=policy)
