@@ -9,6 +9,7 @@ import types
 
 import hvac
 import pytest
+import requests
 
 import kmsclient
 import vaultenv
@@ -52,6 +53,21 @@ def configured(server, tmp_path_factory):
     result = run_setup(server, out)
     assert result.returncode == 0, result.stderr
     return types.SimpleNamespace(out=out, result=result, root=hvac.Client(url=server.address, token=server.root_token))
+
+
+def test_setup_makes_exactly_the_vault_calls_of_a_fresh_install(tmp_path):
+    sim = vaultenv.SimulatorProcess()
+    try:
+        result = run_setup(sim, str(tmp_path / "out"))
+        assert result.returncode == 0, result.stderr
+        stats = requests.get(sim.address + "/_sim/stats", timeout=5).json()
+    finally:
+        sim.stop()
+    stats.pop("_sni", None)
+    assert set(stats) == {
+        "sys/mounts/transit", "transit/keys/kube-kek", "transit/keys/kube-kek/config",
+        "sys/policies/acl/vault-kube-kms", "sys/auth/approle", "auth/approle/role/vault-kube-kms",
+        "auth/approle/role/vault-kube-kms/role-id", "auth/approle/role/vault-kube-kms/secret-id"}
 
 
 def test_shipped_policy_grants_exactly_the_four_best_practice_rules():

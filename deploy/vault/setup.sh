@@ -13,8 +13,9 @@
 # KMS_OUTPUT_DIR (./vault-kube-kms-credentials), KMS_UPSERT=1 for the create-on-encrypt variant.
 #
 # Without a `vault` binary on PATH (or with VAULT_CLI=http) the same calls go to Vault's HTTP API
-# with curl (and python3 for JSON): this is how the test suite runs this very script against
-# the Vault simulator.
+# with curl (and python3 for JSON), with the methods the CLI uses (read: GET, write and policy
+# write: PUT, secrets/auth enable: POST): this is how the test suite runs this very script
+# against the Vault simulator.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -87,7 +88,7 @@ vault_http() {
   local answer
   case "$verb" in
     read) answer="$(curl_vault GET "$path")" || return ;;
-    write) answer="$(curl_vault POST "$path" "$(json_object "$@")")" || return ;;
+    write) answer="$(curl_vault PUT "$path" "$(json_object "$@")")" || return ;;
     *) echo "vault_http: unsupported command $verb" >&2; return 2 ;;
   esac
   if [ -n "$field" ]; then printf '%s' "$answer" | json_field "$field"; fi
