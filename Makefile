@@ -1,4 +1,4 @@
-.PHONY: run test build unit e2e proto format
+.PHONY: run test build unit e2e proto format bench
 
 run:    ## run the plugin against the Vault simulator and leave it serving
 	bash scripts/dev-run.sh
@@ -20,3 +20,6 @@ proto:  ## regenerate Sources/KMSv2API/api.pb.swift (needs protoc)
 
 format:
 	swift format --in-place --recursive Sources Tests Package.swift
+
+bench:  ## release builds, the simulator and h2load: plugin vs direct Vault (docs/benchmarks.md)
+	bash scripts/bench.sh

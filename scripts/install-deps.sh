@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 apt_packages=(libnghttp2-dev libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-config)
 # deploy tests: systemd-analyze (systemd), strace and python3-seccomp (seccomp profile), nft, promtool
 apt_packages+=(systemd strace python3-seccomp nftables prometheus)
+# --bench: also the load client of the benchmark (h2load), which `make test` does not need.
+[ "${1:-}" != --bench ] || apt_packages+=(nghttp2-client binutils)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -21,3 +21,6 @@ bash Tests/fuzz/run.sh "${KMS_FUZZ_SECONDS:-20}"
 
 echo "== end-to-end (pytest)" >&2
 python3 -m pytest -q -p no:cacheprovider Tests/e2e "$@"
+
+echo "== benchmark smoke (ratios against the recorded baseline, never absolute times)" >&2
+python3 -m pytest -q -p no:cacheprovider Tests/bench
