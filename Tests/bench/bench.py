@@ -89,6 +89,7 @@ def machine():
     commit = subprocess.run(["git", "-C", benchenv.ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(), "commit": commit,
+            "loadavg": open("/proc/loadavg").read().split()[:3],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "h2load": subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.strip()}
 
@@ -151,6 +152,7 @@ def main():
                     cell.update(method=method, concurrency=level, side=side)
                     figures["cells"].append(cell)
                     print(report.cell_line(cell), file=sys.stderr, flush=True)
+        figures["machine"]["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
         figures["loaded"] = procstat.snapshot({"front": plugin.front_pid, "broker": plugin.broker_pid})
         if options.soak:
             figures["soak"] = soak(targets, options.soak, {"front": plugin.front_pid, "broker": plugin.broker_pid},

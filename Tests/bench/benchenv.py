@@ -89,18 +89,19 @@ class NotifySocket:
 class Plugin:
     """`vault-kube-kms` (broker) spawning `vault-kube-kms-front`, both from `bin_dir`."""
 
-    def __init__(self, vault, bin_dir, workdir, log_level="info"):
+    def __init__(self, vault, bin_dir, workdir, log_level="info", wrapper=(), ready_timeout=30,
+                 extra_args=()):
         run = os.path.join(workdir, "run")
         os.makedirs(run, mode=0o755, exist_ok=True)
         self.socket = os.path.join(run, f"kms-{time.time_ns()}.sock")
         self.notify = NotifySocket(workdir)
         setup = vault.setup
         args = [
-            os.path.join(bin_dir, "vault-kube-kms"),
+            *wrapper, os.path.join(bin_dir, "vault-kube-kms"),
             "--listen-address", f"unix://{self.socket}",
             "--vault-address", vault.address, "--vault-key-path", setup.key_path,
             "--auth-mount", setup.auth_mount, "--approle-role-id", setup.role_id,
-            "--approle-secret-id-path", setup.secret_id_path, "--log-level", log_level,
+            "--approle-secret-id-path", setup.secret_id_path, "--log-level", log_level, *extra_args,
         ]
         if os.geteuid() != 0:
             args.append("--insecure-same-user")
@@ -109,10 +110,10 @@ class Plugin:
         env = {**os.environ, "NOTIFY_SOCKET": self.notify.path}
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        ready = self.notify.wait_for("READY=1", timeout=30)
+        ready = self.notify.wait_for("READY=1", timeout=ready_timeout)
         if ready is None:
             self.stop()
-            raise RuntimeError("no READY=1 within 30 s:\n" + open(self.log_path, errors="replace").read())
+            raise RuntimeError(f"no READY=1 within {ready_timeout} s:\n" + open(self.log_path, errors="replace").read())
         self.ready_seconds = ready - self.started
         self.broker_pid = self.proc.pid
         self.front_pid = self._front_pid()

@@ -21,6 +21,19 @@ def rss_kib(pid):
     return 0
 
 
+def memory_kib(pid):
+    """{"pss_kib", "anon_kib", "shared_clean_kib"} from /proc/PID/smaps_rollup: RSS counts every
+    resident page of the shared libraries; PSS divides shared pages among their users."""
+    wanted = {"Pss:": "pss_kib", "Pss_Anon:": "anon_kib", "Shared_Clean:": "shared_clean_kib"}
+    found = {}
+    with open(f"/proc/{pid}/smaps_rollup") as handle:
+        for line in handle:
+            parts = line.split()
+            if parts and parts[0] in wanted:
+                found[wanted[parts[0]]] = int(parts[1])
+    return found
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -44,4 +57,4 @@ class CPUMeter:
 
 def snapshot(pids):
     """{name: {"rss_kib", "fds"}} for each named pid."""
-    return {name: {"rss_kib": rss_kib(pid), "fds": fd_count(pid)} for name, pid in pids.items()}
+    return {name: {"rss_kib": rss_kib(pid), "fds": fd_count(pid), **memory_kib(pid)} for name, pid in pids.items()}

@@ -75,14 +75,15 @@ def budgets(figures):
 def render(figures):
     m = figures["machine"]
     out = [f"## Run of {m['date']}, commit {m['commit']}", "",
-           f"{m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; {m['h2load'].splitlines()[0] if m['h2load'] else ''}",
+           f"{m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; {m['h2load'].splitlines()[0] if m['h2load'] else ''}; "
+           f"load average {' '.join(m['loadavg'])} before, {' '.join(m.get('loadavg_after', []))} after the cells",
            "", "| call | conc | side | n | p50 ms | p90 ms | p99 ms | max ms | req/s | front us/call | "
-           "broker us/call | Vault calls/call |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "broker us/call | vault-sim us/call | Vault calls/call |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in figures["cells"]:
         cpu = c["cpu_us_per_call"]
         out.append(f"| {c['method']} | {c['concurrency']} | {c['side']} | {c['requests']} | {ms(c['p50_us'])} | "
                    f"{ms(c['p90_us'])} | {ms(c['p99_us'])} | {ms(c['max_us'])} | {c['throughput']:.0f} | "
-                   f"{cpu['front']:.1f} | {cpu['broker']:.1f} | {c['vault_calls_per_call']:.4f} |")
+                   f"{cpu['front']:.1f} | {cpu['broker']:.1f} | {cpu['vault-sim']:.1f} | {c['vault_calls_per_call']:.4f} |")
     out += ["", "Overhead (plugin minus direct, plugin over direct):", "",
             "| call | conc | d p50 ms | d p99 ms | p50 ratio | p99 ratio | throughput ratio |",
             "|---|---|---|---|---|---|---|"]
@@ -91,11 +92,13 @@ def render(figures):
             o = overhead(plugin, direct)
             out.append(f"| {plugin['method']} | {plugin['concurrency']} | {ms(o['d_p50_us'])} | {ms(o['d_p99_us'])} | "
                        f"{o['r_p50']:.2f} | {o['r_p99']:.2f} | {o['r_throughput']:.2f} |")
-    out += ["", "| process | idle RSS MiB | idle fds | RSS after load MiB | fds after load |", "|---|---|---|---|---|"]
+    out += ["", "| process | idle RSS MiB | of which shared clean | idle PSS MiB | idle anon MiB | idle fds | "
+            "RSS after load MiB | fds after load |", "|---|---|---|---|---|---|---|---|"]
     for name in ("front", "broker"):
         idle, loaded = figures["idle"][name], figures["loaded"][name]
-        out.append(f"| {name} | {idle['rss_kib'] / MIB:.1f} | {idle['fds']} | {loaded['rss_kib'] / MIB:.1f} | "
-                   f"{loaded['fds']} |")
+        out.append(f"| {name} | {idle['rss_kib'] / MIB:.1f} | {idle.get('shared_clean_kib', 0) / MIB:.1f} | "
+                   f"{idle.get('pss_kib', 0) / MIB:.1f} | {idle.get('anon_kib', 0) / MIB:.1f} | {idle['fds']} | "
+                   f"{loaded['rss_kib'] / MIB:.1f} | {loaded['fds']} |")
     if figures.get("soak"):
         series = figures["soak"]["series"]
         out += ["", f"Soak of {figures['soak']['calls']} calls, RSS MiB before and after each third: "
