@@ -31,19 +31,34 @@ def vault_calls(before, after):
 
 
 def measure(target, requests, concurrency, single_connection, pids, vault):
+    """One round: a warm-up, then `requests` calls measured (latencies, CPU, Vault calls)."""
     warm = max(concurrency * 4, requests // 10)
     loadgen.run(target, warm, concurrency, single_connection)
     stats_before = vault.stats()
     meter = procstat.CPUMeter(pids).start()
     result = loadgen.run(target, requests, concurrency, single_connection)
-    cpu = meter.stop()
-    calls_made = vault_calls(stats_before, vault.stats())
+    return result, meter.stop(), vault_calls(stats_before, vault.stats())
+
+
+def pooled(rounds):
+    """One cell from several rounds: latencies pooled, throughput the median round's, CPU and
+    Vault calls summed over all rounds."""
+    latencies = [value for result, _, _ in rounds for value in result.latencies_us]
+    total = sum(result.succeeded for result, _, _ in rounds)
+    merged = loadgen.Run(requests=total, succeeded=total, seconds=0, latencies_us=latencies)
+    cpu, calls_made = {}, {}
+    for _, used, made in rounds:
+        for name, seconds in used.items():
+            cpu[name] = cpu.get(name, 0) + seconds
+        for path, count in made.items():
+            calls_made[path] = calls_made.get(path, 0) + count
     return {
-        "requests": result.succeeded, "seconds": result.seconds, "throughput": result.throughput,
-        "p50_us": result.percentile(0.50), "p90_us": result.percentile(0.90),
-        "p99_us": result.percentile(0.99), "max_us": max(result.latencies_us),
-        "cpu_us_per_call": {name: 1e6 * used / result.succeeded for name, used in cpu.items()},
-        "vault_calls": calls_made, "vault_calls_per_call": sum(calls_made.values()) / result.succeeded,
+        "requests": total, "rounds": len(rounds),
+        "throughput": sorted(result.throughput for result, _, _ in rounds)[len(rounds) // 2],
+        "p50_us": merged.percentile(0.50), "p90_us": merged.percentile(0.90),
+        "p99_us": merged.percentile(0.99), "max_us": max(latencies),
+        "cpu_us_per_call": {name: 1e6 * used / total for name, used in cpu.items()},
+        "vault_calls": calls_made, "vault_calls_per_call": sum(calls_made.values()) / total,
     }
 
 
@@ -115,6 +130,7 @@ def main():
     parser.add_argument("--requests", type=int, default=3000, help="measured Encrypt/Decrypt calls per cell")
     parser.add_argument("--status-requests", type=int, default=20000, help="measured Status calls per cell")
     parser.add_argument("--concurrency", default="1,8,64")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating plugin/direct rounds per cell")
     parser.add_argument("--soak", type=int, default=100000, help="calls in the soak (0: none)")
     parser.add_argument("--ready-runs", type=int, default=5)
     parser.add_argument("--json", help="write the figures here")
@@ -144,11 +160,14 @@ def main():
         for method in ("Status", "Encrypt", "Decrypt"):
             count = options.status_requests if method == "Status" else options.requests
             for level in levels:
-                for side in ("plugin", "direct"):
-                    target = targets[method][side]
-                    if target is None:
-                        continue
-                    cell = measure(target, count, level, side == "plugin", pids, vault)
+                sides = [side for side in ("plugin", "direct") if targets[method][side] is not None]
+                rounds = {side: [] for side in sides}
+                for _ in range(options.rounds):  # alternate, so that machine noise hits both sides
+                    for side in sides:
+                        rounds[side].append(measure(targets[method][side], max(level, count // options.rounds),
+                                                    level, side == "plugin", pids, vault))
+                for side in sides:
+                    cell = pooled(rounds[side])
                     cell.update(method=method, concurrency=level, side=side)
                     figures["cells"].append(cell)
                     print(report.cell_line(cell), file=sys.stderr, flush=True)
