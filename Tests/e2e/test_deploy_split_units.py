@@ -53,6 +53,35 @@ def unsupported_flags(command, binary):
     return [arg for arg in command if arg.startswith("--") and arg not in known]
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def with_free_ports(command):
+    """The unit's fixed health and metrics ports replaced by free ones (other suites may hold
+    8081/9090 on this machine); returns the command and {flag: port}."""
+    ports, result = {}, []
+    for index, arg in enumerate(command):
+        flag, eq, value = arg.partition("=")
+        if flag in ("--health-port", "--metrics-port") and eq:
+            ports[flag] = free_port()
+            arg = f"{flag}={ports[flag]}"
+        elif index and command[index - 1] in ("--health-port", "--metrics-port"):
+            ports[command[index - 1]] = free_port()
+            arg = str(ports[command[index - 1]])
+        result.append(arg)
+    return result, ports
+
+
+def ready_over_http(port, path="/readyz"):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return answer.status
+
+
 def without(command, flags):
     result, skip = [], False
     for arg in command:
@@ -158,7 +187,7 @@ def test_split_units_serve_with_their_sockets_users_and_filters(vault, layout):
                      .replace("/run/kmsplugin/", layout["kmsplugin"] + "/") for arg in front_cmd]
         missing = unsupported_flags(front_cmd, front_cmd[0])
         assert set(missing) <= {"--health-port", "--metrics-port"}, missing
-        front_cmd = without(front_cmd, missing)
+        front_cmd, ports = with_free_ports(without(front_cmd, missing))
         front = subprocess.Popen(
             ["systemd-socket-activate", "-l", kms_sock,
              f"--fdname={unit('vault-kube-kms-front.socket')['Socket']['FileDescriptorName'][0]}",
@@ -175,6 +204,8 @@ def test_split_units_serve_with_their_sockets_users_and_filters(vault, layout):
                 str(uid), "2", "1", "0" * 16)
         for name in ("broker", "front"):
             assert "READY=1" in received(notify[name]), name
+        if "--health-port" in ports:  # the probes a monitoring agent would use
+            assert ready_over_http(ports["--health-port"]) == 200
         # The broker took the socket systemd made (FileDescriptorName=broker) rather than binding.
         assert os.stat(broker_sock).st_gid == FRONT_UID
     finally:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import plugin
-from test_deploy_split_units import wait_for, without
+from test_deploy_split_units import ready_over_http, wait_for, with_free_ports
 from test_deploy_syscallfilter import ENFORCE, SYSTEM_PYTHON, serves
 
 K8S = os.path.join(plugin.ROOT, "deploy", "kubernetes")
@@ -78,7 +78,8 @@ def container_process(spec, container, paths, vault, log):
     flags = {arg.split("=")[0] for arg in command if arg.startswith("--")}
     missing = sorted(f for f in flags if f not in known)
     assert set(missing) <= {"--health-port", "--metrics-port"}, missing  # issue 4's metrics work
-    command = [arg for arg in command if arg.split("=")[0] not in missing]
+    command, ports = with_free_ports([arg for arg in command if arg.split("=")[0] not in missing])
+    probes = [container.get(kind, {}).get("httpGet") for kind in ("livenessProbe", "readinessProbe")]
     values = {"VAULT_KUBE_KMS_VAULT_ADDRESS": vault.address, "VAULT_KUBE_KMS_VAULT_KEY_PATH": vault.key_path,
               "VAULT_KUBE_KMS_APPROLE_ROLE_ID": vault.role_id}
     env = {"PATH": os.environ["PATH"], "VAULT_KUBE_KMS_AUTH_MOUNT": vault.auth_mount}
@@ -93,7 +94,9 @@ def container_process(spec, container, paths, vault, log):
                f"--groups={groups}" if groups else "--clear-groups", "--inh-caps=-all",
                "--bounding-set=-all" + ("," + added if added else ""), "--no-new-privs",
                SYSTEM_PYTHON, ENFORCE, PROFILE, "--"]
-    return subprocess.Popen(wrapper + command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(wrapper + command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc.probes = [(ports["--health-port"], probe["path"]) for probe in probes if probe and "--health-port" in ports]
+    return proc
 
 
 def stop_all(procs):
@@ -124,6 +127,8 @@ def test_static_pod_containers_serve_under_their_security_context_and_seccomp_pr
         assert ok, [open(log.name).read()[-2000:] for log in logs]
         for proc in procs:
             assert plugin.proc_status(proc.pid)["Seccomp"] == "2"
+            for port, path in proc.probes:  # the Pod's httpGet probes, where the build serves them
+                assert ready_over_http(port, path) == 200, path
     finally:
         stop_all(procs)
         for log in logs:
