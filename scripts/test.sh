@@ -19,6 +19,8 @@ fi
 echo "== fuzz (libFuzzer, ${KMS_FUZZ_SECONDS:-20} s per target)" >&2
 bash Tests/fuzz/run.sh "${KMS_FUZZ_SECONDS:-20}"
 
+bash Tests/fuzz/sanitizers.sh
+
 echo "== end-to-end (pytest)" >&2
 python3 -m pytest -q -p no:cacheprovider Tests/e2e "$@"
 
