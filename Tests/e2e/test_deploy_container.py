@@ -129,3 +129,15 @@ def test_binary_runs_chrooted_in_the_collected_root(collected, name, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OVERVIEW")
     os.rmdir(os.path.join(dest, "proc"))
+
+
+def test_image_users_are_the_uids_the_static_pods_run_as():
+    import yaml
+
+    text = open(os.path.join(CONTAINER, "Containerfile")).read()
+    passwd = {int(uid) for uid in re.findall(r"\\n?[a-z-]+:x:(\d+):\d+:", text)}
+    final_user = int([args for ins, args in stages()[-1][1] if ins == "USER"][-1].split(":")[0])
+    pod = yaml.safe_load(open(os.path.join(ROOT, "deploy", "kubernetes", "vault-kube-kms-split.yaml")))
+    uids = {c["securityContext"]["runAsUser"] for c in pod["spec"]["containers"]}
+    assert uids | {final_user} <= passwd
+    assert final_user == next(c for c in pod["spec"]["containers"] if c["name"] == "broker")["securityContext"]["runAsUser"]
