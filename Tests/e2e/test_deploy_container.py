@@ -135,7 +135,7 @@ def test_image_users_are_the_uids_the_static_pods_run_as():
     import yaml
 
     text = open(os.path.join(CONTAINER, "Containerfile")).read()
-    passwd = {int(uid) for uid in re.findall(r"\\n?[a-z-]+:x:(\d+):\d+:", text)}
+    passwd = {int(uid) for uid in re.findall(r"[a-z-]+:x:(\d+):\d+:", text)}  # passwd, not group, lines
     final_user = int([args for ins, args in stages()[-1][1] if ins == "USER"][-1].split(":")[0])
     pod = yaml.safe_load(open(os.path.join(ROOT, "deploy", "kubernetes", "vault-kube-kms-split.yaml")))
     uids = {c["securityContext"]["runAsUser"] for c in pod["spec"]["containers"]}
