@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(libnghttp2-dev libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-config)
 # deploy tests: systemd-analyze (systemd), strace and python3-seccomp (seccomp profile), nft, promtool
+# (promtool also checks the live /metrics page in Tests/e2e/test_metrics_health.py)
 apt_packages+=(systemd strace python3-seccomp nftables prometheus)
 # --bench: also the load client of the benchmark (h2load), which `make test` does not need.
 [ "${1:-}" != --bench ] || apt_packages+=(nghttp2-client binutils)

@@ -4,7 +4,7 @@ import KMSCore
 enum FrontState: Hashable, Sendable {
     /// Connected; only HELLO is allowed.
     case awaitingHello
-    /// HELLO done; STATUS, ENCRYPT, DECRYPT and HEARTBEAT are allowed.
+    /// HELLO done; STATUS, ENCRYPT, DECRYPT, METRICS and HEARTBEAT are allowed.
     case ready
 }
 
@@ -23,7 +23,7 @@ struct DispatchRule: Sendable {
     let dispatch: Dispatch
 }
 
-/// The broker denies by default: a request type that is not in this table (answer types, METRICS,
+/// The broker denies by default: a request type that is not in this table (answer types,
 /// anything unknown) closes the connection. There is no `default:` anywhere on this path.
 enum DispatchTable {
     static let rules: [BrokerMessageType: DispatchRule] = [
@@ -40,6 +40,11 @@ enum DispatchTable {
             service, connection, requestID, payload throws(BrokerProtocolError) in
             try decodeEmptyRequest(payload)
             service.answerHeartbeat(connection, requestID)
+        },
+        .metricsRequest: DispatchRule(allowedStates: [.ready], onceOnly: false) {
+            service, connection, requestID, payload throws(BrokerProtocolError) in
+            try decodeEmptyRequest(payload)
+            service.answerMetrics(connection, requestID)
         },
         .encryptRequest: DispatchRule(allowedStates: [.ready], onceOnly: false) {
             service, connection, requestID, payload throws(BrokerProtocolError) in

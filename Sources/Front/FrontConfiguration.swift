@@ -40,6 +40,14 @@ public struct FrontConfiguration: Equatable, Sendable {
     public var socketMode: mode_t = 0o660
     /// Group of a KMS socket the front binds itself (nil: the front's own group).
     public var socketGroup: gid_t?
+    /// Loopback port of `/livez`, `/readyz`, `/healthz` (0: disabled).
+    public var healthPort: UInt16 = Self.defaultHealthPort
+    /// Loopback port of `/metrics` (0: disabled).
+    public var metricsPort: UInt16 = Self.defaultMetricsPort
+    /// controller-runtime's conventional health probe port.
+    public static let defaultHealthPort: UInt16 = 8081
+    /// Prometheus' conventional exporter port.
+    public static let defaultMetricsPort: UInt16 = 9090
 
     public init(
         broker: BrokerEndpoint, listen: ListenEndpoint, logLevel: Logger.Level = .info, logFormat: LogFormat = .json
@@ -48,6 +56,27 @@ public struct FrontConfiguration: Equatable, Sendable {
         self.listen = listen
         self.logLevel = logLevel
         self.logFormat = logFormat
+    }
+
+    /// Applies `--health-port` and `--metrics-port` (or their environment variables): decimal
+    /// 0...65535, 0 disables.
+    public mutating func applyPorts(
+        healthPort: String?, metricsPort: String?,
+        environment: (String) -> String? = EnvironmentFallback.value
+    ) throws(ConfigurationError) {
+        func port(_ value: String?, _ flag: String, _ fallback: UInt16) throws(ConfigurationError) -> UInt16 {
+            let variable = EnvironmentFallback.variableName(forFlag: flag)
+            guard let text = value ?? environment(variable) else { return fallback }
+            guard !text.isEmpty, text.utf8.count <= 5, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let number = UInt16(text)
+            else { throw ConfigurationError("--\(flag) must be a port number 0-65535 (got \(text.debugDescription))") }
+            return number
+        }
+        self.healthPort = try port(healthPort, "health-port", Self.defaultHealthPort)
+        self.metricsPort = try port(metricsPort, "metrics-port", Self.defaultMetricsPort)
+        if self.healthPort != 0 && self.healthPort == self.metricsPort {
+            throw ConfigurationError("--health-port and --metrics-port must differ")
+        }
     }
 
     /// Resolves raw flag values (nil: flag not given) against the environment

@@ -54,6 +54,7 @@ final class FrontServer {
     var readyNotified = false
     let systemdStatus = SystemdStatus()
     private var watchdog: SystemdWatchdog?
+    let observability: FrontObservability
     /// The socket path the front bound itself and removes on exit (nil for an inherited fd).
     private let boundPath: String?
     private var exitStatus: Int32 = 0
@@ -84,12 +85,16 @@ final class FrontServer {
         }
         broker = BrokerClient(fd: brokerFD, loop: loop, logger: logger)
         grpc = GRPCServer(listenFD: listenFD, loop: loop, broker: broker, logger: logger)
+        observability = FrontObservability(loop: loop, broker: broker, grpc: grpc, logger: logger)
     }
 
     /// Runs the event loop; returns the exit status.
     func run() -> Int32 {
         broker.onReady = { [unowned self] answer in self.brokerReady(answer) }
-        broker.onAnswer = { [unowned self] id, frame in self.grpc.brokerAnswered(requestID: id, frame: frame) }
+        broker.onAnswer = { [unowned self] id, frame in
+            guard !self.observability.brokerAnswered(requestID: id, frame: frame) else { return }
+            self.grpc.brokerAnswered(requestID: id, frame: frame)
+        }
         broker.onFailure = { [unowned self] reason in self.brokerFailed(reason) }
         grpc.onDrained = { [unowned self] in self.stop() }
         do {
@@ -97,6 +102,7 @@ final class FrontServer {
             try grpc.startAccepting()
             // HELLO only once the KMS socket accepts: in the spawn topology it is the readiness report.
             if case .inheritedFD = configuration.broker { try broker.start(frontVersion: FrontProcess.version) }
+            observability.start(healthPort: configuration.healthPort, metricsPort: configuration.metricsPort)
         } catch {
             logger.critical("startup.failed", metadata: ["reason": "\(error)"])
             cleanUp()
@@ -139,6 +145,7 @@ final class FrontServer {
         guard lifecycle == .awaitingHello else { return }
         lifecycle = .running
         reconnectDelayMillis = Self.minReconnectMillis
+        observability.brokerReady(version: answer.brokerVersion)
         logger.info(
             "broker.ready",
             metadata: ["broker_version": "\(answer.brokerVersion)", "max_in_flight": "\(answer.maxInFlight)"])
@@ -190,6 +197,7 @@ final class FrontServer {
     }
 
     private func cleanUp() {
+        observability.stop()
         grpc.stopAccepting()
         if let boundPath { unlink(boundPath) }
         logger.info("shutdown.done", metadata: ["exit_status": "\(exitStatus)"])

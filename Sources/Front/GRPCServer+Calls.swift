@@ -149,8 +149,9 @@ extension GRPCServer: HTTP2ConnectionDelegate {
 
     /// `kms.call` at debug: method, uid, duration and status. Never a plaintext or ciphertext.
     private func logCall(_ stream: GRPCStream, status: GRPCStatus.Code) {
-        guard logger.logLevel <= .debug else { return }
         let micros = (EventLoop.nowNanos() - stream.startNanos) / 1_000
+        callMetrics.record(method: stream.kmsMethod, code: status, micros: micros)
+        guard logger.logLevel <= .debug else { return }
         let fraction = String(micros % 1_000)
         logger.debug(
             "kms.call",

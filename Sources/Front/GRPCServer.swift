@@ -36,6 +36,15 @@ final class GRPCServer {
     /// Called once every connection has closed while draining.
     var onDrained: (() -> Void)?
     private(set) var draining = false
+    /// Per-call figures for `/metrics` (recorded where every call is logged).
+    let callMetrics = CallMetrics()
+
+    /// Calls whose headers arrived and that are not answered yet.
+    var callsInFlight: Int {
+        connections.values.reduce(0) { total, connection in
+            total + connection.streams.values.filter { $0.headersComplete && !$0.answered }.count
+        }
+    }
 
     /// Where a broker answer goes: the call's connection and stream, and how to decode it.
     struct BrokerRoute {

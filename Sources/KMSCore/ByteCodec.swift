@@ -77,3 +77,19 @@ public struct ByteReader {
         guard remaining == 0 else { throw .trailingBytes(remaining) }
     }
 }
+
+extension ByteWriter {
+    /// A big-endian u64 (METRICS answer values).
+    public mutating func u64(_ value: UInt64) {
+        u32(UInt32(truncatingIfNeeded: value >> 32))
+        u32(UInt32(truncatingIfNeeded: value))
+    }
+}
+
+extension ByteReader {
+    /// A big-endian u64 (METRICS answer values).
+    public mutating func u64() throws(BrokerProtocolError) -> UInt64 {
+        let high = UInt64(try u32())
+        return high << 32 | UInt64(try u32())
+    }
+}

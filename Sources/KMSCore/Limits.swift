@@ -28,4 +28,7 @@ public enum Limits {
     /// Largest gRPC message the front accepts: a Decrypt request with the maximum annotations
     /// (32 KiB) and ciphertext (1 KiB) fits; grpc-go's default client limit is 4 MiB.
     public static let maxGRPCMessageBytes = 64 * 1024
+    /// Entries in one METRICS answer: `BrokerMetricID` has 43 ids today; 64 leaves room while the
+    /// largest answer (1 + 2 + 64 + 2 + 64 * 10 = 709 bytes) stays far below the packet cap.
+    public static let maxMetricsEntries = 64
 }

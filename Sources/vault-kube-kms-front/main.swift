@@ -41,12 +41,19 @@ struct FrontCommand: ParsableCommand {
         help: "json|text|journald (VAULT_KUBE_KMS_LOG_FORMAT; default journald when stderr is the journal, else json).")
     var logFormat: String?
 
+    @Option(help: "Loopback port for /livez /readyz /healthz, 0 disables (VAULT_KUBE_KMS_HEALTH_PORT, default 8081).")
+    var healthPort: String?
+
+    @Option(help: "Loopback port for /metrics, 0 disables (VAULT_KUBE_KMS_METRICS_PORT, default 9090).")
+    var metricsPort: String?
+
     func run() throws {
-        let configuration: FrontConfiguration
+        var configuration: FrontConfiguration
         do {
             configuration = try FrontConfiguration(
                 brokerFD: brokerFD, brokerAddress: brokerAddress, listenFD: listenFD, listenAddress: listenAddress,
                 logLevel: logLevel, logFormat: logFormat, socketMode: socketMode, socketGroup: socketGroup)
+            try configuration.applyPorts(healthPort: healthPort, metricsPort: metricsPort)
         } catch {
             throw ValidationError(error.description)
         }

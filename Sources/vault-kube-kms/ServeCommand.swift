@@ -28,6 +28,7 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Development only: run the front under the broker's own uid.")
     var insecureSameUser = false
     @OptionGroup var log: LogOptions
+    @OptionGroup var observability: ObservabilityOptions
 
     func run() throws {
         let logging = try log.resolved()
@@ -65,6 +66,7 @@ struct ServeCommand: ParsableCommand {
         let listenFD = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group))
         var frontArguments = ["--broker-fd", "3", "--listen-fd", "4", "--log-level", logging.level.rawValue]
         frontArguments += ["--log-format", logging.format.rawValue]
+        frontArguments += observability.frontArguments
         let executable = resolve(frontExecutable, "front-executable") ?? FrontSupervisor.defaultExecutable()
         var readyNotified = false
         let supervisor = FrontSupervisor(

@@ -32,11 +32,17 @@ struct DispatcherRejectionTests {
         expectRejected(harness, reason: "answer type")
     }
 
-    @Test func metricsRequestIsNotInTheTableAndClosesTheConnection() throws {
+    @Test func metricsBeforeHelloClosesTheConnection() throws {
+        let harness = try BrokerHarness()
+        harness.send(.metricsRequest, id: 1)
+        expectRejected(harness, reason: "awaitingHello")
+    }
+
+    @Test func metricsRequestWithAPayloadClosesTheConnection() throws {
         let harness = try BrokerHarness()
         #expect(harness.hello())
-        harness.send(.metricsRequest, id: 2)
-        expectRejected(harness, reason: "not allowed")
+        harness.send(.metricsRequest, id: 2, payload: [1])
+        expectRejected(harness, reason: "trailing bytes")
     }
 
     @Test func statusBeforeHelloClosesTheConnection() throws {

@@ -1,0 +1,185 @@
+import KMSCore
+import KMSRuntime
+import Logging
+
+/// The front's health and metrics ports (both on 127.0.0.1 only; port 0 disables one):
+/// `/livez` and `/healthz` (both processes alive: the broker answered a HEARTBEAT recently),
+/// `/readyz` (a STATUS asked now answers "ok") and `/metrics` (Prometheus text for both
+/// processes; the broker's figures come from its METRICS answer, polled every
+/// `pollIntervalMillis` and on each scrape). docs/metrics.md describes every metric.
+final class FrontObservability {
+    /// How often the front sends HEARTBEAT and METRICS to the broker.
+    static let pollIntervalMillis: Int64 = 5_000
+    /// `/livez` fails when the broker's last HEARTBEAT answer is older than this: three missed
+    /// polls, so one slow turn of the broker's loop does not restart anything.
+    static let heartbeatStaleMillis: Int64 = 3 * pollIntervalMillis
+    /// How long a scrape or a `/readyz` waits for the broker before answering from what it has.
+    static let brokerAnswerWaitMillis: Int64 = 1_000
+
+    private unowned let loop: EventLoop
+    private let logger: Logger
+    private let broker: BrokerClient
+    private let grpc: GRPCServer
+    private var servers: [HealthServer] = []
+    /// Our own broker requests (the gRPC calls' requests are GRPCServer's).
+    private var pending: [UInt32: (BrokerFrame?) -> Void] = [:]
+    private var lastHeartbeatMillis: Int64?
+    private var lastMetrics: (answer: MetricsAnswer, atMillis: Int64)?
+    private var pollTimer: EventLoop.TimerID?
+    private var brokerVersion = ""
+
+    init(loop: EventLoop, broker: BrokerClient, grpc: GRPCServer, logger: Logger) {
+        self.loop = loop
+        self.broker = broker
+        self.grpc = grpc
+        self.logger = logger
+    }
+
+    /// Opens the ports. A port that cannot be bound is logged and left closed: the KMS socket
+    /// is what kube-apiserver needs, and it must not go down for an observability port.
+    func start(healthPort: UInt16, metricsPort: UInt16) {
+        for (port, name, handler) in [
+            (healthPort, "health", handleHealth as HealthServer.Handler),
+            (metricsPort, "metrics", handleMetrics as HealthServer.Handler),
+        ] where port != 0 {
+            do {
+                servers.append(try HealthServer(port: port, loop: loop, logger: logger, handler: handler))
+                logger.info("\(name).listening", metadata: ["address": "127.0.0.1:\(port)"])
+            } catch {
+                logger.warning("\(name).bind_failed", metadata: ["address": "127.0.0.1:\(port)", "reason": "\(error)"])
+            }
+        }
+        schedulePoll(afterMillis: 0)
+    }
+
+    /// The broker answered HELLO: remember its version and poll at once, so `/livez` does not
+    /// wait a whole poll interval for the first heartbeat.
+    func brokerReady(version: String) {
+        brokerVersion = version
+        if let pollTimer { loop.cancel(pollTimer) }
+        schedulePoll(afterMillis: 0)
+    }
+
+    func stop() {
+        for server in servers { server.stop() }
+        servers = []
+        if let pollTimer { loop.cancel(pollTimer) }
+        pollTimer = nil
+    }
+
+    /// Takes a broker answer if it belongs to one of our requests.
+    func brokerAnswered(requestID: UInt32, frame: BrokerFrame) -> Bool {
+        guard let completion = pending.removeValue(forKey: requestID) else { return false }
+        completion(frame)
+        return true
+    }
+
+    // MARK: Broker polling
+
+    private func schedulePoll(afterMillis delay: Int64) {
+        pollTimer = loop.schedule(afterMillis: delay) { [weak self] in
+            guard let self else { return }
+            self.poll()
+            self.schedulePoll(afterMillis: Self.pollIntervalMillis)
+        }
+    }
+
+    private func poll() {
+        ask(.heartbeatRequest) { [weak self] frame in
+            guard let self, let frame, (try? HeartbeatAnswer.decode(frame.payload))?.code == .ok else { return }
+            self.lastHeartbeatMillis = EventLoop.nowMillis()
+        }
+        refreshMetrics { _ in }
+    }
+
+    private func refreshMetrics(_ completion: @escaping (Bool) -> Void) {
+        ask(.metricsRequest) { [weak self] frame in
+            guard let self, let frame else { return completion(false) }
+            do throws(BrokerProtocolError) {
+                self.lastMetrics = (try MetricsAnswer.decode(frame.payload), EventLoop.nowMillis())
+                completion(true)
+            } catch {
+                completion(false)
+                self.broker.fail("malformed METRICS answer: \(error)")
+            }
+        }
+    }
+
+    /// Sends an empty-payload request; `completion` gets the answer, or nil when the broker is
+    /// not ready or did not answer within `brokerAnswerWaitMillis` (each is called once).
+    private func ask(_ type: BrokerMessageType, completion: @escaping (BrokerFrame?) -> Void) {
+        guard let id = broker.send(type, payload: []) else { return completion(nil) }
+        pending[id] = completion
+        loop.schedule(afterMillis: Self.brokerAnswerWaitMillis) { [weak self] in
+            guard let self, let late = self.pending.removeValue(forKey: id) else { return }
+            // Still outstanding at the broker: the answer, if it comes, is dropped as late.
+            self.pending[id] = { _ in }
+            self.loop.schedule(afterMillis: GRPCServer.abandonGraceMillis) { [weak self] in
+                guard let self, self.pending.removeValue(forKey: id) != nil else { return }
+                self.broker.forget(id)
+            }
+            late(nil)
+        }
+    }
+
+    // MARK: Handlers
+
+    private func handleHealth(_ request: HTTPRequestParser.Request, _ respond: @escaping (HTTPResponse) -> Void) {
+        switch request.path {
+        case "/livez", "/healthz":
+            let (alive, reason) = liveness()
+            respond(HTTPResponse(status: alive ? 200 : 503, body: reason + "\n"))
+        case "/readyz":
+            ask(.statusRequest) { frame in
+                guard let frame, let answer = try? StatusAnswer.decode(frame.payload) else {
+                    return respond(HTTPResponse(status: 503, body: "broker did not answer\n"))
+                }
+                let healthz = answer.code == .ok ? answer.healthz : "broker: \(answer.code)"
+                respond(HTTPResponse(status: healthz == "ok" ? 200 : 503, body: healthz + "\n"))
+            }
+        default:
+            respond(HTTPResponse(status: 404, body: "not found\n"))
+        }
+    }
+
+    /// Alive when the broker connection is up and its loop answered a HEARTBEAT recently (this
+    /// answer itself proves the front's loop is turning).
+    func liveness() -> (Bool, String) {
+        guard case .ready = broker.state else {
+            return (false, broker.state == .failed ? "broker connection lost" : "broker not connected yet")
+        }
+        guard let last = lastHeartbeatMillis else { return (false, "no heartbeat from the broker yet") }
+        let age = EventLoop.nowMillis() - last
+        guard age <= Self.heartbeatStaleMillis else { return (false, "broker heartbeat \(age / 1000) s old") }
+        return (true, "ok")
+    }
+
+    private func handleMetrics(_ request: HTTPRequestParser.Request, _ respond: @escaping (HTTPResponse) -> Void) {
+        guard request.path == "/metrics" else { return respond(HTTPResponse(status: 404, body: "not found\n")) }
+        refreshMetrics { [weak self] _ in
+            guard let self else { return }
+            respond(
+                HTTPResponse(
+                    status: 200, contentType: PrometheusText.contentType, body: MetricsPage.render(self.figures())))
+        }
+    }
+
+    private func figures() -> MetricsFigures {
+        let now = EventLoop.nowMillis()
+        var figures = MetricsFigures(frontVersion: FrontProcess.version)
+        figures.brokerVersion = brokerVersion
+        figures.calls = grpc.callMetrics.histograms
+        figures.requestsInFlight = grpc.callsInFlight
+        figures.grpcConnections = grpc.connections.count
+        switch broker.state {
+        case .awaitingHello: figures.brokerConnectionState = 0
+        case .ready: figures.brokerConnectionState = 1
+        case .failed: figures.brokerConnectionState = 2
+        }
+        figures.heartbeatAgeMillis = lastHeartbeatMillis.map { now - $0 }
+        figures.front = ProcessStatistics.current()
+        figures.broker = lastMetrics?.answer
+        figures.brokerAgeMillis = lastMetrics.map { now - $0.atMillis }
+        return figures
+    }
+}

@@ -1,0 +1,219 @@
+import KMSRuntime
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One answer of the health or metrics port. Always `Connection: close`: one request per
+/// connection keeps the server trivially bounded.
+public struct HTTPResponse: Equatable, Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+
+    public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: String) {
+        self.status = status
+        self.contentType = contentType
+        self.body = Array(body.utf8)
+    }
+
+    /// The bytes on the wire.
+    public func encoded() -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
+        head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        head += "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+        return Array(head.utf8) + body
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 414: "URI Too Long"
+        case 431: "Request Header Fields Too Large"
+        case 501: "Not Implemented"
+        case 503: "Service Unavailable"
+        case 505: "HTTP Version Not Supported"
+        default: "Status"
+        }
+    }
+}
+
+/// A loopback-only HTTP/1.1 server on the front's event loop for `/livez`, `/readyz`,
+/// `/healthz` and `/metrics`. Requests are parsed by `HTTPRequestParser`; the handler answers
+/// now or later (a scrape waits briefly for the broker's figures). Bounded: at most
+/// `maxConnections` at once, each closed after `requestTimeoutMillis`.
+final class HealthServer {
+    /// Scrapers and probes open one connection at a time; a few spare for operators.
+    static let maxConnections = 16
+    /// A request head must arrive and be answered within this (kubelet's default probe timeout
+    /// is 1 s, Prometheus' scrape timeout 10 s).
+    static let requestTimeoutMillis: Int64 = 5_000
+
+    typealias Handler = (HTTPRequestParser.Request, @escaping (HTTPResponse) -> Void) -> Void
+
+    private final class Client {
+        let fd: Int32
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var written = 0
+        var answered = false
+        var timer: EventLoop.TimerID?
+        init(fd: Int32) { self.fd = fd }
+    }
+
+    let port: UInt16
+    private let listenFD: Int32
+    private unowned let loop: EventLoop
+    private let logger: Logger
+    private let handler: Handler
+    private var clients: [Int32: Client] = [:]
+
+    /// Binds 127.0.0.1:`port` (never any other address) and starts accepting.
+    init(port: UInt16, loop: EventLoop, logger: Logger, handler: @escaping Handler) throws(SystemError) {
+        let fd = socket(
+            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            let error = SystemError("bind 127.0.0.1:\(port)")
+            close(fd)
+            throw error
+        }
+        self.port = port
+        self.listenFD = fd
+        self.loop = loop
+        self.logger = logger
+        self.handler = handler
+        do {
+            try loop.register(fd: fd, events: .readable) { [unowned self] _ in self.acceptAvailable() }
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Closes the listening socket and every connection.
+    func stop() {
+        for fd in Array(clients.keys) { finish(fd) }
+        loop.unregister(fd: listenFD)
+        close(listenFD)
+    }
+
+    private func acceptAvailable() {
+        while true {
+            // accept4 is not exported by the Glibc module (see GRPCServer.acceptAvailable).
+            let fd = accept(listenFD, nil, nil)
+            guard fd >= 0 else {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == EMFILE || errno == ENFILE { pauseAccepting() }
+                return
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            guard clients.count < Self.maxConnections else {
+                close(fd)
+                continue
+            }
+            let client = Client(fd: fd)
+            clients[fd] = client
+            client.timer = loop.schedule(afterMillis: Self.requestTimeoutMillis) { [weak self] in
+                guard let self, let client = self.clients[fd] else { return }
+                client.timer = nil
+                if client.answered {
+                    self.finish(fd)
+                } else {
+                    self.respond(fd, HTTPResponse(status: 408, body: "timeout\n"))
+                }
+            }
+            do {
+                try loop.register(fd: fd, events: .readable) { [unowned self] events in self.handle(fd, events) }
+            } catch {
+                finish(fd)
+            }
+        }
+    }
+
+    /// Out of descriptors: stop polling the listener for a second (level-triggered epoll would
+    /// spin); the KMS socket has its own pause for the same reason.
+    private func pauseAccepting() {
+        loop.unregister(fd: listenFD)
+        loop.schedule(afterMillis: 1_000) { [weak self] in
+            guard let self else { return }
+            try? self.loop.register(fd: self.listenFD, events: .readable) { [unowned self] _ in self.acceptAvailable() }
+        }
+    }
+
+    private func handle(_ fd: Int32, _ events: EventLoop.Events) {
+        guard let client = clients[fd] else { return }
+        if events.contains(.writable) { return flush(fd) }
+        guard !client.answered else {
+            // Nothing more is read after the request: drain and ignore, close on EOF.
+            var scratch = [UInt8](repeating: 0, count: 512)
+            let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { finish(fd) }
+            return
+        }
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        let room = min(buffer.count, HTTPRequestParser.maxHeadBytes + 1 - client.input.count)
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, room, 0) }
+        if count < 0 {
+            if errno == EAGAIN || errno == EINTR { return }
+            return finish(fd)
+        }
+        if count == 0 { return finish(fd) }
+        client.input += buffer[..<count]
+        switch HTTPRequestParser.parse(client.input) {
+        case .incomplete: break
+        case .refused(let status, let reason): respond(fd, HTTPResponse(status: status, body: reason + "\n"))
+        case .request(let request):
+            client.answered = true
+            handler(request) { [weak self] response in self?.respond(fd, response) }
+        }
+    }
+
+    private func respond(_ fd: Int32, _ response: HTTPResponse) {
+        guard let client = clients[fd], client.output.isEmpty else { return }
+        client.answered = true
+        client.output = response.encoded()
+        flush(fd)
+    }
+
+    private func flush(_ fd: Int32) {
+        guard let client = clients[fd] else { return }
+        while client.written < client.output.count {
+            let count = client.output.withUnsafeBytes {
+                send(fd, $0.baseAddress! + client.written, $0.count - client.written, Int32(MSG_NOSIGNAL))
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { return loop.modify(fd: fd, events: [.readable, .writable]) }
+                return finish(fd)
+            }
+            client.written += count
+        }
+        shutdown(fd, Int32(SHUT_WR))
+        finish(fd)
+    }
+
+    private func finish(_ fd: Int32) {
+        guard let client = clients.removeValue(forKey: fd) else { return }
+        if let timer = client.timer { loop.cancel(timer) }
+        loop.unregister(fd: fd)
+        close(fd)
+    }
+}

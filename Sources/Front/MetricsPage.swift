@@ -1,0 +1,247 @@
+import KMSCore
+import KMSRuntime
+
+/// Everything `/metrics` shows, gathered at scrape time: the front's own figures and the last
+/// METRICS answer of the broker. `MetricsPage.render` is a pure function of this.
+struct MetricsFigures {
+    var frontVersion: String
+    /// From the broker's HELLO answer (empty before it).
+    var brokerVersion: String = ""
+    var calls: [CallMetrics.Key: CallMetrics.Histogram] = [:]
+    var requestsInFlight: Int = 0
+    var grpcConnections: Int = 0
+    /// 0 connecting (HELLO not answered), 1 ready, 2 lost.
+    var brokerConnectionState: Int = 0
+    /// Seconds since the broker last answered a HEARTBEAT (nil: never).
+    var heartbeatAgeMillis: Int64?
+    var front: ProcessStatistics = ProcessStatistics()
+    /// The broker's last METRICS answer and its age (nil: none received yet).
+    var broker: MetricsAnswer?
+    var brokerAgeMillis: Int64?
+}
+
+/// Renders `MetricsFigures` as Prometheus text (docs/metrics.md lists every family).
+enum MetricsPage {
+    static func render(_ figures: MetricsFigures) -> String {
+        var out = PrometheusText()
+        renderCalls(figures, &out)
+        renderFront(figures, &out)
+        if let broker = figures.broker, broker.code == .ok { renderBroker(broker, figures, &out) }
+        renderProcesses(figures, &out)
+        return out.text
+    }
+
+    private static func renderCalls(_ figures: MetricsFigures, _ out: inout PrometheusText) {
+        let keys = figures.calls.keys.sorted()
+        if !keys.isEmpty {
+            out.family(
+                "rpc_server_call_duration_seconds", .histogram, "Duration of KMS gRPC calls by method and status.")
+        }
+        for key in keys {
+            guard let histogram = figures.calls[key] else { continue }
+            let labels = [("method", key.method), ("grpc_code", codeName(key.code))]
+            var cumulative: UInt64 = 0
+            for (index, bound) in CallMetrics.bucketMicros.enumerated() {
+                cumulative += histogram.buckets[index]
+                out.sample(
+                    "rpc_server_call_duration_seconds_bucket", labels + [("le", PrometheusText.seconds(micros: bound))],
+                    cumulative)
+            }
+            out.sample("rpc_server_call_duration_seconds_bucket", labels + [("le", "+Inf")], histogram.count)
+            out.sample("rpc_server_call_duration_seconds_sum", labels, micros: histogram.sumMicros)
+            out.sample("rpc_server_call_duration_seconds_count", labels, histogram.count)
+        }
+        var requests: [String: UInt64] = [:]
+        var errors: [String: UInt64] = [:]
+        for (key, histogram) in figures.calls {
+            requests[key.method, default: 0] += histogram.count
+            if key.code != 0 { errors[key.method, default: 0] += histogram.count }
+        }
+        let methods =
+            KMSMethod.allCases.map(\.rawValue)
+            + (requests[CallMetrics.unknownMethod] != nil ? [CallMetrics.unknownMethod] : [])
+        out.family("vault_kube_kms_requests_total", .counter, "KMS gRPC calls answered, by method.")
+        for method in methods {
+            out.sample("vault_kube_kms_requests_total", [("method", method)], requests[method] ?? 0)
+        }
+        out.family(
+            "vault_kube_kms_request_errors_total", .counter, "KMS gRPC calls answered with a status other than OK.")
+        for method in methods {
+            out.sample("vault_kube_kms_request_errors_total", [("method", method)], errors[method] ?? 0)
+        }
+    }
+
+    private static func renderFront(_ figures: MetricsFigures, _ out: inout PrometheusText) {
+        gauge(
+            &out, "vault_kube_kms_requests_in_flight", "KMS gRPC calls received and not yet answered.",
+            UInt64(figures.requestsInFlight))
+        gauge(
+            &out, "vault_kube_kms_grpc_connections", "Open gRPC client connections of the front.",
+            UInt64(figures.grpcConnections))
+        gauge(
+            &out, "vault_kube_kms_broker_connection_state",
+            "Front to broker connection: 0 connecting, 1 ready, 2 lost.", UInt64(figures.brokerConnectionState))
+        if let age = figures.heartbeatAgeMillis {
+            out.family(
+                "vault_kube_kms_broker_heartbeat_age_seconds", .gauge,
+                "Seconds since the broker last answered a heartbeat.")
+            out.sample("vault_kube_kms_broker_heartbeat_age_seconds", [], micros: UInt64(max(age, 0)) * 1000)
+        }
+        if let age = figures.brokerAgeMillis {
+            out.family("vault_kube_kms_broker_metrics_age_seconds", .gauge, "Age of the broker figures shown here.")
+            out.sample("vault_kube_kms_broker_metrics_age_seconds", [], micros: UInt64(max(age, 0)) * 1000)
+        }
+        out.family(
+            "vault_kube_kms_build_info", .gauge, "Versions of the front and broker, the broker's OpenSSL and FIPS mode."
+        )
+        var fips = "unknown"
+        if let flag = figures.broker?.values[.fipsEnabled] { fips = flag == 1 ? "true" : "false" }
+        let openssl: String = figures.broker?.opensslVersion ?? ""
+        out.sample(
+            "vault_kube_kms_build_info",
+            [
+                ("version", figures.frontVersion), ("broker_version", figures.brokerVersion),
+                ("openssl_version", openssl), ("fips", fips),
+            ], 1)
+    }
+
+    private static func renderBroker(_ broker: MetricsAnswer, _ figures: MetricsFigures, _ out: inout PrometheusText) {
+        let v = broker.values
+        let operations: [(String, BrokerMetricID, BrokerMetricID, BrokerMetricID)] = [
+            ("login", .vaultLoginTotal, .vaultLoginErrors, .vaultLoginMicros),
+            ("renew", .vaultRenewTotal, .vaultRenewErrors, .vaultRenewMicros),
+            ("encrypt", .vaultEncryptTotal, .vaultEncryptErrors, .vaultEncryptMicros),
+            ("decrypt", .vaultDecryptTotal, .vaultDecryptErrors, .vaultDecryptMicros),
+            ("read_key", .vaultReadKeyTotal, .vaultReadKeyErrors, .vaultReadKeyMicros),
+            ("license", .vaultLicenseTotal, .vaultLicenseErrors, .vaultLicenseMicros),
+            ("other", .vaultOtherTotal, .vaultOtherErrors, .vaultOtherMicros),
+        ]
+        out.family("vault_kube_kms_vault_requests_total", .counter, "Vault API calls made by the broker, by operation.")
+        for (name, total, _, _) in operations {
+            out.sample("vault_kube_kms_vault_requests_total", [("operation", name)], v[total] ?? 0)
+        }
+        out.family(
+            "vault_kube_kms_vault_request_errors_total", .counter, "Vault API calls without a 2xx answer, by operation."
+        )
+        for (name, _, errors, _) in operations {
+            out.sample("vault_kube_kms_vault_request_errors_total", [("operation", name)], v[errors] ?? 0)
+        }
+        out.family(
+            "vault_kube_kms_vault_request_duration_seconds", .summary, "Duration of Vault API calls, by operation.")
+        for (name, total, _, micros) in operations {
+            out.sample(
+                "vault_kube_kms_vault_request_duration_seconds_sum", [("operation", name)], micros: v[micros] ?? 0)
+            out.sample("vault_kube_kms_vault_request_duration_seconds_count", [("operation", name)], v[total] ?? 0)
+        }
+        gauge(
+            &out, "vault_kube_kms_vault_requests_in_flight", "Vault API calls sent and not yet answered.",
+            v[.vaultInFlight])
+        for (family, successes, failures, help) in [
+            (
+                "vault_kube_kms_login_total", BrokerMetricID.loginSuccesses, BrokerMetricID.loginFailures,
+                "AppRole logins by outcome."
+            ),
+            ("vault_kube_kms_token_renewals_total", .renewalSuccesses, .renewalFailures, "Token renewals by outcome."),
+            ("vault_kube_kms_deep_probes_total", .deepProbeSuccesses, .deepProbeFailures,
+             "Encrypt/Decrypt round trips the broker ran against Vault, by outcome."),
+        ] {
+            out.family(family, .counter, help)
+            out.sample(family, [("outcome", "success")], v[successes] ?? 0)
+            out.sample(family, [("outcome", "failure")], v[failures] ?? 0)
+        }
+        gauge(&out, "vault_kube_kms_token_valid", "1 while the broker holds an unexpired Vault token.", v[.tokenValid])
+        gauge(
+            &out, "vault_kube_kms_token_expiry_seconds", "Seconds until the broker's token lease ends (0: no token).",
+            v[.tokenSecondsToExpiry])
+        gauge(
+            &out, "vault_kube_kms_key_active_version", "Transit key version used for Encrypt (0: unknown).",
+            v[.activeKeyVersion])
+        if let hash = v[.activeKeyIDHash], hash != 0 {
+            out.family(
+                "vault_kube_kms_key_id_info", .gauge, "FNV-1a 64 hash of the active key_id (changes on rotation).")
+            out.sample("vault_kube_kms_key_id_info", [("key_id_hash", hex16(hash))], 1)
+        }
+        gauge(
+            &out, "vault_kube_kms_key_versions_known", "Key versions whose key_id the broker derives.",
+            v[.keyVersionsKnown])
+        gauge(
+            &out, "vault_kube_kms_key_state", "Key metadata state: 0 not read yet, 1 healthy, 2 unhealthy.",
+            v[.keyState])
+        gauge(
+            &out, "vault_kube_kms_key_pending_version",
+            "Newer key version seen once and awaiting confirmation before use (0: none).", v[.pendingKeyVersion])
+        gauge(
+            &out, "vault_kube_kms_key_rolled_back",
+            "1 when Vault reported an older or re-created latest key version and the broker refused it.",
+            v[.keyRolledBack])
+        if let edition = v[.vaultEdition] {
+            let names = ["unknown", "community", "enterprise", "openbao"]
+            out.family("vault_kube_kms_vault_edition_info", .gauge, "Vault edition suggested by sys/license/status.")
+            out.sample(
+                "vault_kube_kms_vault_edition_info",
+                [("edition", names.indices.contains(Int(edition)) ? names[Int(edition)] : "unknown")], 1)
+        }
+        gauge(&out, "vault_kube_kms_broker_healthy", "1 when the broker's Status healthz is ok.", v[.brokerHealthy])
+        gauge(
+            &out, "vault_kube_kms_vault_tls_verification_disabled",
+            "1 when TLS verification of Vault is disabled (development only).", v[.tlsVerificationDisabled])
+        gauge(
+            &out, "vault_kube_kms_broker_front_connections", "Front connections open at the broker.",
+            v[.frontConnections])
+        gauge(
+            &out, "vault_kube_kms_broker_requests_in_flight", "Front requests the broker is working on.",
+            v[.frontRequestsInFlight])
+    }
+
+    private static func renderProcesses(_ figures: MetricsFigures, _ out: inout PrometheusText) {
+        let broker = figures.broker?.values ?? [:]
+        let rows: [(String, ProcessStatistics)] = [
+            ("front", figures.front),
+            (
+                "broker",
+                ProcessStatistics(
+                    cpuMicros: broker[.processCPUMicros], residentBytes: broker[.processResidentBytes],
+                    openFDs: broker[.processOpenFDs], startTimeSeconds: broker[.processStartTimeSeconds])
+            ),
+        ]
+        out.family("process_cpu_seconds_total", .counter, "User and system CPU time of each process.")
+        for (name, stats) in rows {
+            if let cpu = stats.cpuMicros { out.sample("process_cpu_seconds_total", [("process", name)], micros: cpu) }
+        }
+        out.family("process_resident_memory_bytes", .gauge, "Resident memory of each process.")
+        for (name, stats) in rows {
+            if let rss = stats.residentBytes { out.sample("process_resident_memory_bytes", [("process", name)], rss) }
+        }
+        out.family("process_open_fds", .gauge, "Open file descriptors of each process.")
+        for (name, stats) in rows {
+            if let fds = stats.openFDs { out.sample("process_open_fds", [("process", name)], fds) }
+        }
+        out.family("process_start_time_seconds", .gauge, "Start time of each process since the Unix epoch.")
+        for (name, stats) in rows {
+            if let start = stats.startTimeSeconds {
+                out.sample("process_start_time_seconds", [("process", name)], start)
+            }
+        }
+    }
+
+    private static func gauge(_ out: inout PrometheusText, _ name: String, _ help: String, _ value: UInt64?) {
+        guard let value else { return }
+        out.family(name, .gauge, help)
+        out.sample(name, [], value)
+    }
+
+    static func hex16(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// gRPC status code names as in the gRPC spec (`OK`, `INVALID_ARGUMENT`, ...).
+    static func codeName(_ code: Int) -> String {
+        let names = [
+            "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+            "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+            "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+        ]
+        return names.indices.contains(code) ? names[code] : "UNKNOWN"
+    }
+}
