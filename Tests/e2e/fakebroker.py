@@ -35,6 +35,7 @@ class FakeBroker(threading.Thread):
         self.handler = default_handler
         self.delay = 0.0
         self.requests = []  # (type, request id, parsed request)
+        self.polls = []  # HEARTBEAT and METRICS types, in arrival order
         self.hello = None
         self.hello_received = threading.Event()
         self.answer_hello = answer_hello
@@ -102,6 +103,17 @@ class FakeBroker(threading.Thread):
             self.hello_received.set()
             if self.answer_hello:
                 self.release_hello()
+            return
+        if msg_type in (bp.HEARTBEAT_REQUEST, bp.METRICS_REQUEST):
+            # The front's own polls (health and metrics ports): answered at once, kept apart
+            # from the KMS calls the tests count.
+            if payload:
+                raise bp.ProtocolError("poll request with payload")
+            self.polls.append(msg_type)
+            answer = bp.HEARTBEAT_ANSWER if msg_type == bp.HEARTBEAT_REQUEST else bp.METRICS_ANSWER
+            # METRICS answer: code ok, empty openssl_version, zero entries (docs/PROTOCOL.md).
+            body = b"\x00" if msg_type == bp.HEARTBEAT_REQUEST else b"\x00\x00\x00\x00\x00"
+            self.send_later(bp.encode(answer, request_id, body))
             return
         if msg_type == bp.STATUS_REQUEST:
             if payload:
