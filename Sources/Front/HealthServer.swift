@@ -206,7 +206,6 @@ final class HealthServer {
             }
             client.written += count
         }
-        shutdown(fd, Int32(SHUT_WR))
         finish(fd)
     }
 

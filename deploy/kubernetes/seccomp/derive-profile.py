@@ -40,6 +40,7 @@ EXTRA = {
     "restart_syscall": "the kernel restarts interrupted sleeps",
     "futex": "libc and the Swift runtime's locks under contention",
     "accept4": "split topology: the broker accepts the front's connection",
+    "getdents64": "process_open_fds on /metrics: both processes count /proc/self/fd (docs/metrics.md)",
     "connect": "split topology: the front connects to the broker socket; the broker to Vault",
     "getsockopt": "SO_PEERCRED check and socket-activation type checks",
     "clock_nanosleep": "backoff sleeps",
