@@ -142,8 +142,10 @@ enum MetricsPage {
                 "AppRole logins by outcome."
             ),
             ("vault_kube_kms_token_renewals_total", .renewalSuccesses, .renewalFailures, "Token renewals by outcome."),
-            ("vault_kube_kms_deep_probes_total", .deepProbeSuccesses, .deepProbeFailures,
-             "Encrypt/Decrypt round trips the broker ran against Vault, by outcome."),
+            (
+                "vault_kube_kms_deep_probes_total", .deepProbeSuccesses, .deepProbeFailures,
+                "Encrypt/Decrypt round trips the broker ran against Vault, by outcome."
+            ),
         ] {
             out.family(family, .counter, help)
             out.sample(family, [("outcome", "success")], v[successes] ?? 0)

@@ -21,7 +21,8 @@ struct MetricsPageTests {
         figures.broker = MetricsAnswer(
             code: .ok, opensslVersion: "OpenSSL 3.0.15 3 Sep 2024",
             values: [
-                .vaultLoginTotal: 3, .vaultLoginErrors: 1, .loginSuccesses: 2, .loginFailures: 1, .vaultEdition: 2, .vaultEncryptTotal: 2, .vaultEncryptMicros: 2_500,
+                .vaultLoginTotal: 3, .vaultLoginErrors: 1, .loginSuccesses: 2, .loginFailures: 1, .vaultEdition: 2,
+                .vaultEncryptTotal: 2, .vaultEncryptMicros: 2_500,
                 .activeKeyVersion: 4, .activeKeyIDHash: 0xAB, .tokenSecondsToExpiry: 3600, .fipsEnabled: 0,
                 .processCPUMicros: 250_000, .processResidentBytes: 8192, .processOpenFDs: 12,
             ])
