@@ -55,7 +55,7 @@ def test_rules_cover_the_alert_areas_issue_5_names():
     names = {rule["alert"] for group in yaml.safe_load(open(RULES))["groups"] for rule in group["rules"]}
     for needed in ("VaultKubeKMSDown", "VaultKubeKMSLoginFailures", "VaultKubeKMSErrorRateHigh",
                    "VaultKubeKMSEncryptLatencyOverBudget", "VaultKubeKMSDecryptLatencyOverBudget",
-                   "VaultKubeKMSTokenExpiringSoon", "VaultKubeKMSKeyUnhealthy"):
+                   "VaultKubeKMSTokenExpiringSoon", "VaultKubeKMSKeyUnhealthy", "VaultKubeKMSRotationStuck"):
         assert needed in names
     assert "rpc_server_call_duration_seconds_bucket" in rule_metrics()
 
