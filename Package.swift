@@ -53,10 +53,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // `vault-kube-kms probe`: a KMS v2 client on libcurl (HTTP/2 prior knowledge over the Unix
+        // socket) with a hand-written protobuf codec, so the broker binary links neither the gRPC
+        // server nor KMSv2API.
+        .target(name: "KMSProbe", dependencies: ["KMSCore", "CCurl"], swiftSettings: strict),
         .executableTarget(
             name: "vault-kube-kms",
             dependencies: [
-                "Broker", "KMSRuntime", "CSpawn",
+                "Broker", "KMSRuntime", "CSpawn", "KMSProbe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -76,5 +80,6 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "FrontTests", dependencies: ["Front", "KMSv2API"], swiftSettings: strict),
         .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strict),
+        .testTarget(name: "KMSProbeTests", dependencies: ["KMSProbe", "KMSv2API"], swiftSettings: strict),
     ]
 )
