@@ -39,7 +39,15 @@ def test_a_fresh_traced_run_uses_only_syscalls_the_profile_allows():
     assert observed - allowed() == set(), "regenerate with deploy/kubernetes/seccomp/derive-profile.py"
 
 
-def start_enforced(vault, workdir, drop=()):
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_enforced(vault, workdir, drop=(), metrics_port=0):
     os.chmod(workdir, 0o755)
     socket = os.path.join(workdir, "run", "kms.sock")
     os.makedirs(os.path.dirname(socket), mode=0o755)
@@ -49,7 +57,8 @@ def start_enforced(vault, workdir, drop=()):
     command += ["--", os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"),
                 "--listen-address", f"unix://{socket}", "--vault-address", vault.address,
                 "--vault-key-path", vault.key_path, "--auth-mount", vault.auth_mount,
-                "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path]
+                "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path,
+                "--health-port", "0", "--metrics-port", str(metrics_port)]
     log = open(os.path.join(workdir, "enforced.log"), "wb")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), socket, log.name
 
@@ -80,7 +89,8 @@ def stop(proc):
 
 @pytest.mark.skipif(not has_libseccomp_python(), reason="python3-seccomp (Debian) missing")
 def test_plugin_serves_encrypt_and_decrypt_under_the_enforced_profile(vault, tmp_path):
-    proc, socket, log = start_enforced(vault, str(tmp_path))
+    port = free_port()
+    proc, socket, log = start_enforced(vault, str(tmp_path), metrics_port=port)
     try:
         assert wait_healthy(proc, socket, 30), open(log).read()
         api, _ = kmsclient.stubs()
@@ -91,6 +101,10 @@ def test_plugin_serves_encrypt_and_decrypt_under_the_enforced_profile(vault, tmp
         assert decrypted.plaintext == b"s" * 32
         front = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
         assert plugin.proc_status(front)["Seccomp"] == "2"  # the spawned front is filtered too
+        import urllib.request
+
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "process_open_fds" in page  # /metrics (reading /proc) works under the profile too
     finally:
         stop(proc)
 

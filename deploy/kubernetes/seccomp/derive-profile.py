@@ -4,9 +4,10 @@
 Runs the end-to-end flow under `strace -f -qq -e trace=all` (the broker, and the front it spawns
 as another user): the Vault simulator with the least-privilege set-up, the plugin started, Status,
 Encrypt and Decrypt rounds over the KMS socket
-(Vault named `localhost`, so that name resolution is traced too), a call with an unknown key_id, then SIGTERM (drain,
-token revoke). Every system call seen, plus the few listed in EXTRA with their reason, becomes the
-allow list of an OCI/Kubernetes seccomp profile whose default action is an error (EPERM).
+(Vault named `localhost`, so that name resolution is traced too), a call with an unknown key_id,
+/livez, /readyz, /healthz and /metrics on the loopback ports, then SIGTERM (drain, token revoke).
+Every system call seen, plus the few listed in EXTRA with their reason, becomes the allow list of
+an OCI/Kubernetes seccomp profile whose default action is an error (EPERM).
 
     python3 deploy/kubernetes/seccomp/derive-profile.py            # rewrite vault-kube-kms.json
     python3 deploy/kubernetes/seccomp/derive-profile.py --print    # print the observed syscalls
@@ -19,10 +20,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -71,6 +74,12 @@ def syscalls(trace_path):
     return counts
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def traced_run(workdir):
     """The e2e flow under strace; returns the Counter of syscalls."""
     import grpc
@@ -88,10 +97,12 @@ def traced_run(workdir):
         socket = os.path.join(workdir, "run", "kms.sock")
         trace = os.path.join(workdir, "trace.txt")
         binary = os.path.join(plugin.installed_bin_dir(), "vault-kube-kms")
+        health, metrics = free_port(), free_port()
         args = ["strace", "-f", "-qq", "-e", "trace=all", "-o", trace, binary,
                 "--listen-address", f"unix://{socket}", "--vault-address", vault.address.replace("127.0.0.1", "localhost"),
                 "--vault-key-path", vault.key_path, "--auth-mount", vault.auth_mount,
-                "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path]
+                "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path,
+                "--health-port", str(health), "--metrics-port", str(metrics)]
         log = open(os.path.join(workdir, "plugin.log"), "wb")
         tracer = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         api, _ = kmsclient.stubs()
@@ -116,6 +127,9 @@ def traced_run(workdir):
             client.Decrypt(api.DecryptRequest(ciphertext=encrypted.ciphertext, key_id="unknown", uid="x"), timeout=5)
         except grpc.RpcError:
             pass
+        for port, path in ((health, "/livez"), (health, "/readyz"), (health, "/healthz"), (metrics, "/metrics")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                answer.read()
         with open(f"/proc/{tracer.pid}/task/{tracer.pid}/children") as handle:
             broker = int(handle.read().split()[0])
         os.kill(broker, signal.SIGTERM)
