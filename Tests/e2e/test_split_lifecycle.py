@@ -41,6 +41,15 @@ def wait_for(predicate, timeout=10):
     return False
 
 
+def wait_until_vault_sees_an_encrypt(vault, before):
+    key = f"{vault.mount}/encrypt/{vault.key}"
+    assert wait_for(lambda: sim(vault, "stats").get(key, 0) > before), "the encrypt never reached Vault"
+
+
+def encrypt_count(vault):
+    return sim(vault, "stats").get(f"{vault.mount}/encrypt/{vault.key}", 0)
+
+
 def events(process, name):
     return [e for e in process.events() if e.get("event") == name]
 
@@ -93,9 +102,10 @@ def test_front_sigterm_lets_a_call_in_flight_finish_then_exits_0(vault, workdir,
     running = SplitPlugin(vault, workdir)
     try:
         sim(vault, "faults", {"paths": ["transit/encrypt"], "latency_ms": 1500})
+        before = encrypt_count(vault)
         call = running.client().Encrypt.future(api().EncryptRequest(plaintext=os.urandom(32), uid="drain"),
                                                timeout=10)
-        time.sleep(0.5)
+        wait_until_vault_sees_an_encrypt(vault, before)  # the call is in flight, held by the latency
         assert not call.done()
         start = time.monotonic()
         running.front.proc.send_signal(signal.SIGTERM)
@@ -115,9 +125,10 @@ def test_broker_sigterm_finishes_the_vault_call_then_revokes_its_token(vault, wo
     try:
         before = sim(vault, "stats").get("auth/token/revoke-self", 0)
         sim(vault, "faults", {"paths": ["transit/encrypt"], "latency_ms": 1500})
+        before = encrypt_count(vault)
         call = running.client().Encrypt.future(api().EncryptRequest(plaintext=os.urandom(32), uid="drain"),
                                                timeout=10)
-        time.sleep(0.5)
+        wait_until_vault_sees_an_encrypt(vault, before)  # the call is in flight, held by the latency
         assert not call.done()
         running.broker.proc.send_signal(signal.SIGTERM)
         assert call.result().ciphertext.startswith(b"vault:v1:")
