@@ -123,7 +123,7 @@ def test_front_sigterm_lets_a_call_in_flight_finish_then_exits_0(vault, workdir,
 def test_broker_sigterm_finishes_the_vault_call_then_revokes_its_token(vault, workdir, clear_faults):
     running = SplitPlugin(vault, workdir)
     try:
-        before = sim(vault, "stats").get("auth/token/revoke-self", 0)
+        revokes_before = sim(vault, "stats").get("auth/token/revoke-self", 0)
         sim(vault, "faults", {"paths": ["transit/encrypt"], "latency_ms": 1500})
         before = encrypt_count(vault)
         call = running.client().Encrypt.future(api().EncryptRequest(plaintext=os.urandom(32), uid="drain"),
@@ -133,7 +133,7 @@ def test_broker_sigterm_finishes_the_vault_call_then_revokes_its_token(vault, wo
         running.broker.proc.send_signal(signal.SIGTERM)
         assert call.result().ciphertext.startswith(b"vault:v1:")
         assert running.broker.proc.wait(10) == 0
-        assert sim(vault, "stats").get("auth/token/revoke-self", 0) == before + 1
+        assert sim(vault, "stats").get("auth/token/revoke-self", 0) == revokes_before + 1
         assert events(running.broker, "broker.token.revoked")
         assert not os.path.exists(running.broker_socket)
         # The front stays up and reports the broker away.
