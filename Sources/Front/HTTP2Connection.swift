@@ -32,7 +32,10 @@ final class HTTP2Connection {
     /// SETTINGS_MAX_HEADER_LIST_SIZE, also enforced per stream: a KMS call's headers are a few
     /// hundred bytes; grpc-go's own default limit is 16 MiB, which a local plugin does not need.
     static let maxHeaderListBytes = 16 * 1024
-    /// A connection that has not sent the client preface and SETTINGS by then is closed.
+    /// A connection that has not sent the client preface and SETTINGS by then is closed. grpc-go's
+    /// server allows 120 s (its ConnectionTimeout default) for peers across a network; a client on
+    /// a local Unix socket sends its preface at once, so 10 s only bounds what a stuck or hostile
+    /// peer can hold (one of `GRPCServer.maxConnections` slots).
     static let handshakeTimeoutMillis: Int64 = 10_000
     /// A connection with no open call and no bytes received for this long gets GOAWAY. The
     /// apiserver sends Status about every 20 s, so its connection stays up; grpc-go reconnects
