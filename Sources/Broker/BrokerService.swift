@@ -86,7 +86,9 @@ public final class BrokerService {
             loop: loop, transit: transit, keyProbe: keyProbe, intervalMillis: checked.deepCheckIntervalMillis,
             requestTimeoutMillis: checked.requestTimeoutMillis, logger: logger)
         editionProbe = EditionProbe(
-            transport: transport, tokens: tokens, namespace: checked.effectiveAuthNamespace,
+            // sys/license/status exists only in the root namespace; a namespaced token reads 403
+            // there, which is logged as edition "unknown" and never refused by default.
+            transport: transport, tokens: tokens, namespace: nil,
             requireEnterprise: checked.requireEnterprise, requestTimeoutMillis: checked.requestTimeoutMillis,
             logger: logger)
         tokens.onLogin = { [weak self] in
