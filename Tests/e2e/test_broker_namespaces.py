@@ -5,7 +5,7 @@ import os
 import pytest
 
 import vaultenv
-from brokerhelpers import api, round_trip, wait_healthz
+from brokerhelpers import round_trip, wait_healthz
 from plugin import Plugin
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="creates namespaces on the simulator")

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import vaultenv
-from brokerhelpers import api, events, healthz, round_trip, wait_healthz
+from brokerhelpers import api, healthz, round_trip, wait_healthz
 from plugin import Plugin
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="restores a key backup")

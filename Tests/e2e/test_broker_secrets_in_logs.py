@@ -8,7 +8,7 @@ import time
 import pytest
 
 import vaultenv
-from brokerhelpers import api, round_trip, sim_advance_clock, wait_healthz
+from brokerhelpers import round_trip, sim_advance_clock, wait_healthz
 from plugin import Plugin
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="uses the simulator's clock")
