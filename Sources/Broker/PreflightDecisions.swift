@@ -224,10 +224,19 @@ enum PreflightDecisions {
 
     /// Informational: which product answers. Enterprise answers `sys/license/status`; Community
     /// Edition says `enterprise-only`; OpenBao has no such path.
-    static func edition(licenseStatus: Int, licenseErrors: [String], version: String?) -> PreflightResult {
+    /// A token issued in a namespace cannot read that root-namespace path: the edition is then
+    /// unknown, which is expected and passes.
+    static func edition(licenseStatus: Int, licenseErrors: [String], version: String?, namespacedToken: Bool = false)
+        -> PreflightResult
+    {
         let suffix = version.map { ", version \($0)" } ?? ""
         switch licenseStatus {
         case 200: return PreflightResult("vault.edition", .pass, "Vault Enterprise\(suffix)")
+        case 403 where namespacedToken:
+            return PreflightResult(
+                "vault.edition", .pass,
+                "unknown: sys/license/status exists only in the root namespace, out of a namespaced token's reach\(suffix)"
+            )
         case 403:
             return PreflightResult("vault.edition", .warn, "unknown: no read on sys/license/status\(suffix)")
         case 404 where licenseErrors.contains { $0.lowercased().contains("enterprise-only") }:

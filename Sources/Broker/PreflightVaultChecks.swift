@@ -13,9 +13,11 @@ struct PreflightVaultChecks {
 
     /// `version` is sys/health's, shown with the edition.
     func run(into report: inout PreflightReport, version: String?) {
-        let license = vault.get("sys/license/status", token: token, namespace: vault.authNamespace)
+        // sys/license/status exists only in the root namespace, as the broker's edition probe knows.
+        let license = vault.get("sys/license/status", token: token, namespace: nil)
         let edition = PreflightDecisions.edition(
-            licenseStatus: license.status, licenseErrors: VaultJSON.errors(in: license.body), version: version)
+            licenseStatus: license.status, licenseErrors: VaultJSON.errors(in: license.body), version: version,
+            namespacedToken: vault.authNamespace != nil)
         if configuration.requireEnterprise && !edition.detail.hasPrefix("Vault Enterprise") {
             report.add("vault.edition", .fail, "--require-enterprise is set, but: \(edition.detail)")
         } else {

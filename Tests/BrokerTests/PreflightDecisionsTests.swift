@@ -166,6 +166,11 @@ struct PreflightServerAndFileTests {
         #expect(enterprise.detail.hasPrefix("Vault Enterprise"))
         #expect(community.detail.hasPrefix("Vault Community"))
         #expect(openbao.detail.hasPrefix("OpenBao"))
+        #expect(PreflightDecisions.edition(licenseStatus: 403, licenseErrors: [], version: nil).outcome == .warn)
+        let namespaced = PreflightDecisions.edition(
+            licenseStatus: 403, licenseErrors: [], version: nil, namespacedToken: true)
+        #expect(namespaced.outcome == .pass)
+        #expect(namespaced.detail.contains("root namespace"))
     }
 
     @Test func aNamespaceOnCommunityEditionWarns() {
