@@ -1,6 +1,11 @@
-"""A hostile front: the test itself speaks broker protocol v1 on the broker's socket.
+"""A hostile front: the test itself speaks broker protocol v1 on the broker's socket, in both
+topologies.
 
-The broker is started with `--front-executable` pointing at a tiny wrapper. On its first start the
+Split: a helper process running as the front's uid (nobody) connects to the broker's listening
+socket (so SO_PEERCRED shows the allowed uid) and hands the connection to the test; the real front
+stays connected next to it and must keep serving.
+
+Spawn: the broker is started with `--front-executable` pointing at a tiny wrapper. On its first start the
 wrapper hands its broker connection (fd 3) to the test over a Unix socket (SCM_RIGHTS) and waits;
 on later starts (the broker restarts the front after dropping a hostile connection) nobody is
 listening and the wrapper execs the real front. So each test proves two things: the violation is
@@ -10,6 +15,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -18,6 +24,7 @@ import pytest
 
 import brokerproto as bp
 from plugin import Plugin, installed_bin_dir
+from splitplugin import NOBODY, SplitPlugin
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to spawn the front as another user")
 
@@ -40,32 +47,15 @@ def field(data):
     return struct.pack(">H", len(data)) + data
 
 
-class HostileFront:
-    """A broker started with the wrapper; `conn` is the broker connection the test holds."""
+class HostileConnection:
+    """One broker connection held by the test (`conn`)."""
 
-    def __init__(self, vault, workdir):
-        self.dir = tempfile.mkdtemp(prefix="vkk-hostile-")
-        os.chmod(self.dir, 0o755)
-        self.handoff_path = os.path.join(self.dir, "handoff.sock")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(self.handoff_path)
-        os.chmod(self.handoff_path, 0o777)
-        self.listener.listen(1)
-        wrapper = os.path.join(self.dir, "front-wrapper")
-        with open(wrapper, "w") as handle:
-            handle.write(WRAPPER.format(real=os.path.join(installed_bin_dir(), "vault-kube-kms-front"),
-                                        path=self.handoff_path))
-        os.chmod(wrapper, 0o755)
-        self.plugin = Plugin(vault, workdir, extra_args=["--front-executable", wrapper], wait_ready=False)
-        self.listener.settimeout(20)
-        self.holder, _ = self.listener.accept()
-        _, fds, _, _ = socket.recv_fds(self.holder, 16, 1)
-        self.listener.close()
-        os.unlink(self.handoff_path)  # later starts exec the real front
-        self.conn = socket.socket(fileno=fds[0])
+    def _adopt(self, fd):
+        self.conn = socket.socket(fileno=fd)
         assert self.conn.type == socket.SOCK_SEQPACKET
         self.conn.settimeout(10)
         self.next_id = 1
+        self.rejects_before = len(self._rejects())
 
     def send(self, packet):
         self.conn.send(packet)
@@ -93,21 +83,105 @@ class HostileFront:
         assert self.receive() is None
 
     def release_and_expect_real_front(self):
-        """Lets the wrapper exit; the broker must restart a (real) front that serves Status."""
+        """Closes the hostile connection; the real front must serve Status. Returns the
+        broker.reject lines logged since this connection was opened."""
         self.conn.close()
+        self._released()
+        assert self.broker_alive()
+        return self._rejects()[self.rejects_before:]
+
+
+class SpawnHostile(HostileConnection):
+    """Spawn topology: the wrapper's fd 3."""
+
+    def __init__(self, vault, workdir):
+        self.dir = tempfile.mkdtemp(prefix="vkk-hostile-")
+        os.chmod(self.dir, 0o755)
+        self.handoff_path = os.path.join(self.dir, "handoff.sock")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.handoff_path)
+        os.chmod(self.handoff_path, 0o777)
+        self.listener.listen(1)
+        wrapper = os.path.join(self.dir, "front-wrapper")
+        with open(wrapper, "w") as handle:
+            handle.write(WRAPPER.format(real=os.path.join(installed_bin_dir(), "vault-kube-kms-front"),
+                                        path=self.handoff_path))
+        os.chmod(wrapper, 0o755)
+        self.plugin = Plugin(vault, workdir, extra_args=["--front-executable", wrapper], wait_ready=False)
+        self.listener.settimeout(20)
+        self.holder, _ = self.listener.accept()
+        _, fds, _, _ = socket.recv_fds(self.holder, 16, 1)
+        self.listener.close()
+        os.unlink(self.handoff_path)  # later starts exec the real front
+        self._adopt(fds[0])
+
+    def _rejects(self):
+        if not hasattr(self, "plugin"):
+            return []
+        return [e for e in self.plugin.log_events() if e.get("event") == "broker.reject"]
+
+    def broker_alive(self):
+        return self.plugin.proc.poll() is None
+
+    def _released(self):
+        """Lets the wrapper exit; the broker must restart a (real) front that serves Status."""
         self.holder.close()
-        response = self.plugin.wait_healthy(timeout=30)
-        assert response.healthz == "ok"
-        rejects = [e for e in self.plugin.log_events() if e.get("event") == "broker.reject"]
-        return rejects
+        assert self.plugin.wait_healthy(timeout=30).healthz == "ok"
 
     def stop(self):
         self.plugin.stop()
 
 
-@pytest.fixture()
-def hostile(vault, workdir):
-    front = HostileFront(vault, workdir)
+CONNECT_AS_FRONT = """
+import os, socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+conn.connect(sys.argv[1])
+socket.send_fds(socket.socket(fileno=int(sys.argv[2])), [b"fd"], [conn.fileno()])
+"""
+
+
+class SplitHostile(HostileConnection):
+    """Split topology: a connection opened by a process with the front's uid, next to the real front."""
+
+    def __init__(self, split):
+        self.split = split
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        helper = subprocess.run(
+            ["/usr/bin/python3", "-c", CONNECT_AS_FRONT, split.broker_socket, str(theirs.fileno())],
+            user=NOBODY, group=NOBODY, extra_groups=[], pass_fds=[theirs.fileno()], capture_output=True, timeout=10)
+        theirs.close()
+        assert helper.returncode == 0, helper.stderr
+        _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+        ours.close()
+        self._adopt(fds[0])
+
+    def _rejects(self):
+        return [e for e in self.split.broker.events() if e.get("event") == "broker.reject"]
+
+    def broker_alive(self):
+        return self.split.broker.proc.poll() is None
+
+    def _released(self):
+        assert self.split.front.proc.poll() is None, "the real front died"
+        assert self.split.wait_healthy(timeout=10).healthz == "ok"
+
+    def stop(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def split(vault, tmp_path_factory):
+    running = SplitPlugin(vault, str(tmp_path_factory.mktemp("split-hostile")))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["spawn", "split"])
+def hostile(request, vault, workdir):
+    if request.param == "spawn":
+        front = SpawnHostile(vault, workdir)
+    else:
+        front = SplitHostile(request.getfixturevalue("split"))
     yield front
     front.stop()
 
@@ -155,7 +229,7 @@ def test_violation_closes_the_connection_and_the_broker_serves_the_real_front(ho
     hostile.assert_closed()
     rejects = hostile.release_and_expect_real_front()
     assert rejects, "no broker.reject line"
-    assert hostile.plugin.proc.poll() is None
+    assert hostile.broker_alive()
 
 
 def test_status_before_hello_is_refused(hostile):

@@ -1,18 +1,22 @@
-"""Privilege separation checked on the running processes (spawn topology): the front's credentials,
-its memory, and what a process with the front's uid can do to the broker. Needs root (the front is
-spawned as another user and the memory scans read /proc/PID/mem)."""
+"""Privilege separation checked on the running processes, in the spawn topology (the broker drops
+the front's privileges itself) and the split topology (the front started the way its systemd unit
+starts it: user nobody, NoNewPrivileges=yes, an empty CapabilityBoundingSet=, here with setpriv):
+the front's credentials, its memory, and what a process with the front's uid can do to the broker.
+Needs root (the memory scans read /proc/PID/mem)."""
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 
 import pytest
 
 import kmsclient
 from plugin import Plugin, proc_status
+from splitplugin import NOBODY, Logged, SplitPlugin
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to spawn the front as another user")
 
@@ -39,6 +43,37 @@ print(repr(result))
 
 def api():
     return kmsclient.stubs()[0]
+
+
+class UnitLikeSplit(SplitPlugin):
+    """The split topology with the front confined as vault-kube-kms-front.service confines it."""
+
+    def start_front(self):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        confine = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--no-new-privs",
+                   "--bounding-set=-all", "--inh-caps=-all"]
+        self.front = Logged(confine + self.front_command(), os.path.join(self.workdir, f"front-{time.time_ns()}.log"),
+                            env=env)
+
+
+class Running:
+    """What the checks need from either topology."""
+
+    def __init__(self, front_pid, broker_pid, client):
+        self.front_pid, self.broker_pid, self.client = front_pid, broker_pid, client
+
+
+@pytest.fixture(scope="module", params=["spawn", "split"])
+def running(request, vault, tmp_path_factory):
+    if request.param == "spawn":
+        plugin = request.getfixturevalue("plugin")
+        yield Running(plugin.front_pid, plugin.proc.pid, plugin.client)
+        return
+    split = UnitLikeSplit(vault, str(tmp_path_factory.mktemp("privsep-split")))
+    try:
+        yield Running(lambda: split.front.proc.pid, split.broker.proc.pid, split.client)
+    finally:
+        split.stop()
 
 
 def front_credentials(pid):
@@ -81,24 +116,24 @@ def run_as_front(pid, code, *args):
         text=True, timeout=20)
 
 
-def test_front_uid_gid_and_groups_are_disjoint_from_the_broker(plugin):
-    front = proc_status(plugin.front_pid())
-    broker = proc_status(plugin.proc.pid)
+def test_front_uid_gid_and_groups_are_disjoint_from_the_broker(running):
+    front = proc_status(running.front_pid())
+    broker = proc_status(running.broker_pid)
     assert set(front["Uid"].split()).isdisjoint(broker["Uid"].split())
     assert set(front["Gid"].split()).isdisjoint(broker["Gid"].split())
     assert set(front["Groups"].split()).isdisjoint(broker["Gid"].split() + broker["Groups"].split())
 
 
-def test_front_capability_sets_are_empty_and_no_new_privs_is_set(plugin):
-    front = proc_status(plugin.front_pid())
+def test_front_capability_sets_are_empty_and_no_new_privs_is_set(running):
+    front = proc_status(running.front_pid())
     for field in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
         assert int(front[field], 16) == 0, field
     assert front["NoNewPrivs"] == "1"
 
 
-def test_front_credentials_cannot_open_or_list_the_secret_id(plugin, vault):
+def test_front_credentials_cannot_open_or_list_the_secret_id(running, vault):
     probe = run_as_front(
-        plugin.front_pid(),
+        running.front_pid(),
         "import sys\nfor p in sys.argv[1:]:\n    try:\n        open(p).read() if p.endswith('id') else __import__('os').listdir(p)\n"
         "        print('opened', p)\n    except OSError as e:\n        print('refused', p, e.strerror)",
         vault.secret_id_path, os.path.dirname(vault.secret_id_path))
@@ -106,10 +141,10 @@ def test_front_credentials_cannot_open_or_list_the_secret_id(plugin, vault):
     assert probe.stdout.count("refused") == 2, probe.stdout + probe.stderr
 
 
-def test_front_memory_holds_neither_the_secret_id_nor_the_token(plugin, vault):
+def test_front_memory_holds_neither_the_secret_id_nor_the_token(running, vault):
     if os.environ.get("VAULT_ADDR"):
         pytest.skip("the token values come from the simulator's /_sim/tokens")
-    client = plugin.client()
+    client = running.client()
     for _ in range(20):
         encrypted = client.Encrypt(api().EncryptRequest(plaintext=os.urandom(32), uid="mem"), timeout=3)
         client.Decrypt(api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id=encrypted.key_id), timeout=3)
@@ -117,8 +152,8 @@ def test_front_memory_holds_neither_the_secret_id_nor_the_token(plugin, vault):
     assert tokens, "the broker holds no token?"
     secret = vault.secret_id.encode()
     # Positive control: the same scan finds the token in the broker, which must hold it.
-    assert memory_contains(plugin.proc.pid, tokens), "scan did not find the token in the broker"
-    assert memory_contains(plugin.front_pid(), tokens + [secret]) == set()
+    assert memory_contains(running.broker_pid, tokens), "scan did not find the token in the broker"
+    assert memory_contains(running.front_pid(), tokens + [secret]) == set()
 
 
 def test_broker_is_not_dumpable_even_when_it_shares_its_uid(vault):
@@ -187,12 +222,12 @@ def _plugin_with_prefix(vault, workdir, prefix, extra_args):
         plugin_module.subprocess.Popen = original
 
 
-def test_front_uid_can_neither_ptrace_nor_read_the_broker(plugin):
-    probe = run_as_front(plugin.front_pid(), PTRACE_PROBE, str(plugin.proc.pid))
+def test_front_uid_can_neither_ptrace_nor_read_the_broker(running):
+    probe = run_as_front(running.front_pid(), PTRACE_PROBE, str(running.broker_pid))
     result = eval(probe.stdout.strip())  # noqa: S307 - our own repr of a dict of strings
     assert result["attach"] == "Operation not permitted", result
     assert result["mem"] in ("Permission denied", "Operation not permitted"), result
     assert result["environ"] in ("Permission denied", "Operation not permitted"), result
     # Control: the same probe run against the front itself (same uid) reads its maps.
-    own = eval(run_as_front(plugin.front_pid(), PTRACE_PROBE, str(plugin.front_pid())).stdout.strip())  # noqa: S307
+    own = eval(run_as_front(running.front_pid(), PTRACE_PROBE, str(running.front_pid())).stdout.strip())  # noqa: S307
     assert own["maps"] == "ok", own
