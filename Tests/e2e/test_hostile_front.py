@@ -198,7 +198,7 @@ def bad_header(magic=b"KM", version=1, msg_type=bp.STATUS_REQUEST, length=None, 
 VIOLATIONS = [
     ("unknown type", bp.encode(0x20, 9)),
     ("answer type from the front", bp.encode(bp.STATUS_ANSWER, 9, b"\0" + field(b"ok") + field(b"k"))),
-    ("metrics request not in the dispatch table", bp.encode(bp.METRICS_REQUEST, 9)),
+    ("payload on METRICS", bp.encode(bp.METRICS_REQUEST, 9, b"\0")),
     ("second HELLO", bp.encode(bp.HELLO_REQUEST, 9, field(b"again"))),
     ("bad magic", bad_header(magic=b"XX")),
     ("bad version", bad_header(version=2)),
@@ -234,6 +234,12 @@ def test_violation_closes_the_connection_and_the_broker_serves_the_real_front(ho
 
 def test_status_before_hello_is_refused(hostile):
     hostile.request(bp.STATUS_REQUEST)
+    hostile.assert_closed()
+    assert hostile.release_and_expect_real_front()
+
+
+def test_metrics_before_hello_is_refused(hostile):
+    hostile.request(bp.METRICS_REQUEST)
     hostile.assert_closed()
     assert hostile.release_and_expect_real_front()
 
@@ -307,7 +313,8 @@ def _sim(vault, path, body):
 def test_no_answer_ever_carries_the_token_or_the_secret_id(hostile, vault):
     hostile.hello()
     received = b""
-    for msg_type, payload in [(bp.STATUS_REQUEST, b""), (bp.ENCRYPT_REQUEST, ENCRYPT_OK), (bp.HEARTBEAT_REQUEST, b"")]:
+    for msg_type, payload in [(bp.STATUS_REQUEST, b""), (bp.ENCRYPT_REQUEST, ENCRYPT_OK), (bp.HEARTBEAT_REQUEST, b""),
+                              (bp.METRICS_REQUEST, b"")]:
         hostile.request(msg_type, payload)
         received += hostile.receive()[2]
     with urllib.request.urlopen(f"{vault.address}/_sim/tokens", timeout=5) as answer:

@@ -35,6 +35,9 @@ write("broker_answer", "status", bp.encode(bp.STATUS_ANSWER, 2, b"\0" + field(b"
 write("broker_answer", "encrypt", bp.encode(bp.ENCRYPT_ANSWER, 4, b"\0" + field(CIPHERTEXT) + field(KEY_ID)))
 write("broker_answer", "decrypt", bp.encode(bp.DECRYPT_ANSWER, 5, b"\0" + field(bytes(range(32)))))
 write("broker_answer", "error", bp.encode(bp.DECRYPT_ANSWER, 6, b"\x07"))
+write("broker_answer", "metrics", bp.encode(
+    bp.METRICS_ANSWER, 7, b"\0" + field(b"OpenSSL 3.0.19") + struct.pack(">H", 2) + struct.pack(">HQ", 1, 42)
+    + struct.pack(">HQ", 2, 7)))
 write("broker_answer", "heartbeat", bp.encode(bp.HEARTBEAT_ANSWER, 3, b"\0"))
 
 
@@ -64,3 +67,7 @@ write("vault_json", "key", b'{"data":{"type":"aes256-gcm96","latest_version":2,"
 write("vault_json", "encrypt", b'{"data":{"ciphertext":"vault:v2:QUJD","key_version":2}}')
 write("vault_json", "decrypt", b'{"data":{"plaintext":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}')
 write("vault_json", "errors", b'{"errors":["1 error occurred:\\n\\t* permission denied\\n\\n"]}')
+
+write("http_request", "metrics", b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nAccept: text/plain\r\n\r\n")
+write("http_request", "readyz", b"GET /readyz?verbose HTTP/1.1\r\nHost: localhost\r\nUser-Agent: kube-probe/1.31\r\n\r\n")
+write("http_request", "head", b"HEAD /livez HTTP/1.0\r\n\r\n")

@@ -15,7 +15,7 @@ ROOT=$PWD
 SECONDS_PER_TARGET=${1:-20}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(broker_request broker_answer grpc_request key_id vault_json)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(broker_request broker_answer grpc_request key_id vault_json http_request)
 OUT=${FUZZ_OUT:-$ROOT/.build/fuzz}
 PROTOBUF=$ROOT/.build/checkouts/swift-protobuf/Sources/SwiftProtobuf
 SAN=(-sanitize=fuzzer,address -parse-as-library -Onone -g -swift-version 6)
@@ -55,6 +55,7 @@ status=0
 for target in "${TARGETS[@]}"; do
     case $target in
         vault_json) build_target "$target" "$ROOT/Sources/Broker/VaultJSON.swift" ;;
+        http_request) build_target "$target" "$ROOT/Sources/Front/HTTPRequestParser.swift" ;;
         *) build_target "$target" ;;
     esac
     scratch=$OUT/corpus/$target

@@ -21,6 +21,11 @@ public func fuzzBrokerAnswer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     case .decryptAnswer:
         if let answer = try? DecryptAnswer.decode(payload) { precondition(answer.payload() == payload) }
         _ = try? KMSService.response(for: .decrypt, answer: payload)
+    case .metricsAnswer:
+        // Entries may arrive in any order and are re-encoded sorted: check the round trip instead.
+        if let answer = try? MetricsAnswer.decode(payload) {
+            precondition((try? MetricsAnswer.decode(answer.payload())) == answer)
+        }
     case .heartbeatAnswer:
         if let answer = try? HeartbeatAnswer.decode(payload) { precondition(answer.payload() == payload) }
     default:
