@@ -182,7 +182,11 @@ final class HealthServer {
         case .refused(let status, let reason): respond(fd, HTTPResponse(status: status, body: reason + "\n"))
         case .request(let request):
             client.answered = true
-            handler(request) { [weak self] response in self?.respond(fd, response) }
+            handler(request) { [weak self] response in
+                // The connection may have timed out meanwhile and its fd number been reused.
+                guard let self, self.clients[fd] === client else { return }
+                self.respond(fd, response)
+            }
         }
     }
 
