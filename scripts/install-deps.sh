@@ -9,6 +9,8 @@ apt_packages=(libnghttp2-dev libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-
 # deploy tests: systemd-analyze (systemd), strace and python3-seccomp (seccomp profile), nft, promtool
 # (promtool also checks the live /metrics page in Tests/e2e/test_metrics_health.py)
 apt_packages+=(systemd strace python3-seccomp nftables prometheus)
+# evidence tests: valgrind and objcopy (the front under memcheck), setpriv (privilege checks)
+apt_packages+=(valgrind binutils util-linux)
 # --bench: also the load client of the benchmark (h2load), which `make test` does not need.
 [ "${1:-}" != --bench ] || apt_packages+=(nghttp2-client binutils)
 missing=()
