@@ -147,8 +147,11 @@ class SplitHostile(HostileConnection):
         self.split = split
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         helper = subprocess.run(
-            ["/usr/bin/python3", "-c", CONNECT_AS_FRONT, split.broker_socket, str(theirs.fileno())],
-            user=NOBODY, group=NOBODY, extra_groups=[], pass_fds=[theirs.fileno()], capture_output=True, timeout=10)
+            # setpriv, not user=/group=: those make Python fork() (not vfork()), and grpcio's fork
+            # handlers can deadlock the test process once channels exist.
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3", "-c",
+             CONNECT_AS_FRONT, split.broker_socket, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], capture_output=True, timeout=10)
         theirs.close()
         assert helper.returncode == 0, helper.stderr
         _, fds, _, _ = socket.recv_fds(ours, 16, 1)

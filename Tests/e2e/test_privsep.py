@@ -109,11 +109,18 @@ def live_tokens(vault):
         return [t["id"] for t in json.load(answer)["tokens"] if t["path"].startswith(f"auth/{vault.auth_mount}/")]
 
 
+def as_user(uid, gid, groups=()):
+    """A setpriv prefix. Not subprocess's user=/group=: those make Python fork() instead of vfork(),
+    and grpcio's fork handlers can deadlock the test process once channels exist."""
+    group_arg = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", group_arg]
+
+
 def run_as_front(pid, code, *args):
     uid, gid, groups = front_credentials(pid)
     return subprocess.run(
-        ["/usr/bin/python3", "-c", code, *args], user=uid, group=gid, extra_groups=groups, capture_output=True,
-        text=True, timeout=20)
+        as_user(uid, gid, groups) + ["/usr/bin/python3", "-c", code, *args], capture_output=True, text=True,
+        timeout=20)
 
 
 def test_front_uid_gid_and_groups_are_disjoint_from_the_broker(running):
@@ -183,20 +190,23 @@ def test_broker_is_not_dumpable_even_when_it_shares_its_uid(vault):
             ["--insecure-same-user", "--front-user", str(uid)])
     finally:
         vault.secret_id_path = original
-    control = subprocess.Popen(["sleep", "30"], user=uid, group=uid)
+    control = subprocess.Popen(as_user(uid, uid) + ["sleep", "30"])
+    deadline = time.time() + 5
+    while time.time() < deadline and open(f"/proc/{control.pid}/comm").read().strip() != "sleep":
+        time.sleep(0.02)  # until setpriv has exec'd sleep under the uid
     try:
         broker = running.proc.pid
         assert int(proc_status(broker)["Uid"].split()[0]) == uid
         assert os.stat(f"/proc/{broker}/environ").st_uid == 0, "the broker is dumpable"
         assert os.stat(f"/proc/{control.pid}/environ").st_uid == uid
         probe = subprocess.run(
-            ["/usr/bin/python3", "-c", PTRACE_PROBE, str(broker)], user=uid, group=uid, capture_output=True,
+            as_user(uid, uid) + ["/usr/bin/python3", "-c", PTRACE_PROBE, str(broker)], capture_output=True,
             text=True, timeout=20)
         result = eval(probe.stdout.strip())  # noqa: S307 - our own repr of a dict of strings
         assert result["attach"] == "Operation not permitted", result
         assert result["mem"] != "ok" and result["environ"] != "ok", result
         probe = subprocess.run(
-            ["/usr/bin/python3", "-c", PTRACE_PROBE, str(control.pid)], user=uid, group=uid, capture_output=True,
+            as_user(uid, uid) + ["/usr/bin/python3", "-c", PTRACE_PROBE, str(control.pid)], capture_output=True,
             text=True, timeout=20)
         assert eval(probe.stdout.strip())["environ"] == "ok"  # noqa: S307
     finally:
