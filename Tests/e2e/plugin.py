@@ -122,3 +122,11 @@ def proc_status(pid):
             key, _, value = line.partition(":")
             fields[key] = value.strip()
     return fields
+
+
+def as_user(uid, gid, groups=()):
+    """A setpriv prefix running a command as uid/gid. Never subprocess's user=/group=: those make
+    Python fork() instead of vfork(), and grpcio's fork handlers can deadlock the test process
+    once gRPC channels exist."""
+    group_arg = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", group_arg]

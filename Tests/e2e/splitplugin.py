@@ -13,7 +13,7 @@ import time
 import grpc
 
 import kmsclient
-from plugin import installed_bin_dir
+from plugin import as_user, installed_bin_dir
 
 NOBODY = 65534
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
@@ -131,8 +131,8 @@ class SplitPlugin:
 
     def start_front(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(self.front_env or {})}
-        self.front = Logged(self.front_command(), os.path.join(self.workdir, f"front-{time.time_ns()}.log"),
-                            env=env, user=NOBODY, group=NOBODY, extra_groups=[])
+        self.front = Logged(as_user(NOBODY, NOBODY) + self.front_command(),
+                            os.path.join(self.workdir, f"front-{time.time_ns()}.log"), env=env)
 
     def client(self):
         return kmsclient.client(self.socket)

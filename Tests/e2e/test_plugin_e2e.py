@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 import kmsclient
-from plugin import Plugin, installed_bin_dir, proc_status
+from plugin import Plugin, as_user, installed_bin_dir, proc_status
 
 KEY_ID = re.compile(r"^transit-v(\d+)-[0-9a-f]{32}$")
 
@@ -112,9 +112,11 @@ def test_front_runs_as_another_uid_with_no_capabilities_and_no_new_privs(plugin)
 def test_front_cannot_open_the_secret_id_file(plugin, vault):
     if os.geteuid() != 0:
         pytest.skip("needs root to spawn the front as another user")
-    uid = int(proc_status(plugin.front_pid())["Uid"].split()[0])
+    status = proc_status(plugin.front_pid())
+    uid, gid = int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
     probe = subprocess.run(
-        ["python3", "-c", f"open({vault.secret_id_path!r}).read()"], user=uid, capture_output=True, text=True)
+        as_user(uid, gid) + ["/usr/bin/python3", "-c", f"open({vault.secret_id_path!r}).read()"],
+        capture_output=True, text=True)
     assert probe.returncode != 0
     assert "Permission denied" in probe.stderr
 
@@ -260,10 +262,10 @@ def test_unprivileged_broker_refuses_to_share_its_uid_with_the_front(vault, work
     if os.geteuid() != 0:
         pytest.skip("needs root to start the broker as another user")
     result = subprocess.run(
-        [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{workdir}/x.sock",
+        as_user(65534, 65534) + [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{workdir}/x.sock",
          "--vault-address", vault.address, "--vault-key-path", vault.key_path,
          "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path,
          "--front-user", "nobody"],
-        user=65534, capture_output=True, text=True, timeout=20)
+        capture_output=True, text=True, timeout=20)
     assert result.returncode != 0
     assert "insecure-same-user" in result.stderr

@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 import kmsclient
+from plugin import as_user
 from splitplugin import NOBODY, SOCKET_ACTIVATE, SplitPlugin
 
 KEY_ID = re.compile(r"^transit-v(\d+)-[0-9a-f]{32}$")
@@ -142,12 +143,12 @@ def test_a_peer_with_another_uid_is_refused_with_a_log_line(split):
     # The system interpreter: the one running pytest may live where uid 4242 cannot execute it.
     python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
     probe = subprocess.run(
-        [python, "-c", "import socket,sys\n"
+        as_user(4242, NOBODY) + [python, "-c", "import socket,sys\n"
          "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
          "s.settimeout(5)\n"
          "s.connect(sys.argv[1])\n"
          "print('closed' if s.recv(4096)==b'' else 'answered')\n", split.broker_socket],
-        user=4242, group=NOBODY, extra_groups=[], capture_output=True, text=True, timeout=20)
+        capture_output=True, text=True, timeout=20)
     assert probe.stdout.strip() == "closed", probe.stderr
     split.broker.wait_event("broker.peer_refused")
     refused = [e for e in split.broker.events() if e.get("event") == "broker.peer_refused"][-1]
