@@ -130,3 +130,20 @@ def as_user(uid, gid, groups=()):
     once gRPC channels exist."""
     group_arg = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", group_arg]
+
+
+_shared = None
+
+
+def shareable(path):
+    """A world-readable copy of a repository file, for commands run as another user: a fresh
+    clone may sit in a 0700 directory (mktemp -d) that such users cannot traverse."""
+    global _shared
+    if _shared is None:
+        _shared = tempfile.mkdtemp(prefix="vkk-shared-")
+        os.chmod(_shared, 0o755)
+    target = os.path.join(_shared, os.path.basename(path))
+    if not os.path.exists(target):
+        shutil.copy2(path, target)
+        os.chmod(target, 0o755 if os.access(path, os.X_OK) else 0o644)
+    return target

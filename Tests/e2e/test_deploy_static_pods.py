@@ -93,7 +93,7 @@ def container_process(spec, container, paths, vault, log):
     wrapper = ["setpriv", f"--reuid={context['runAsUser']}", f"--regid={context['runAsGroup']}",
                f"--groups={groups}" if groups else "--clear-groups", "--inh-caps=-all",
                "--bounding-set=-all" + ("," + added if added else ""), "--no-new-privs",
-               SYSTEM_PYTHON, ENFORCE, PROFILE, "--"]
+               SYSTEM_PYTHON, ENFORCE, plugin.shareable(PROFILE), "--"]
     proc = subprocess.Popen(wrapper + command, stdout=log, stderr=subprocess.STDOUT, env=env)
     proc.probes = [(ports["--health-port"], probe["path"]) for probe in probes if probe and "--health-port" in ports]
     return proc

@@ -20,7 +20,8 @@ import plugin
 
 ROOT = plugin.ROOT
 UNITS = os.path.join(ROOT, "systemd")
-ENFORCE = os.path.join(ROOT, "deploy", "kubernetes", "seccomp", "enforce.py")
+# Run as the units' users: a copy they can read wherever the clone is.
+ENFORCE = plugin.shareable(os.path.join(ROOT, "deploy", "kubernetes", "seccomp", "enforce.py"))
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 pytestmark = pytest.mark.skipif(
