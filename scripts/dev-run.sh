@@ -37,7 +37,9 @@ for _ in $(seq 100); do [ -S "$state/kms.sock" ] && break; sleep 0.1; done
 sleep 0.5
 echo
 echo "vault-kube-kms is serving on unix://$state/kms.sock (Vault simulator at $vault_addr)"
-echo "probe it with:  python3 scripts/kms-probe.py $state/kms.sock"
+echo "probe it with:  $bindir/vault-kube-kms probe --listen-address unix://$state/kms.sock"
+echo "   (or with grpcio, an independent client:  python3 scripts/kms-probe.py $state/kms.sock)"
+echo "health: curl -s 127.0.0.1:8081/readyz   metrics: curl -s 127.0.0.1:9090/metrics"
 echo "Ctrl-C stops both."
-python3 scripts/kms-probe.py "$state/kms.sock" || true
+"$bindir/vault-kube-kms" probe --listen-address "unix://$state/kms.sock" || true
 wait "$broker"
