@@ -135,6 +135,10 @@ def test_oversized_and_malformed_requests_fail_alone_while_a_parallel_client_kee
                     goaway = event.error_code
         sock.close()
         assert closed and goaway == 1  # PROTOCOL_ERROR
+        # The parallel client must go on succeeding; on a loaded machine give it time to (bounded).
+        deadline = time.monotonic() + 15
+        while len(counter) < 5 and not errors and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         stop.set()
         client.join(10)
