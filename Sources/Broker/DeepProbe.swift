@@ -12,7 +12,7 @@ final class DeepProbe {
     private let intervalMillis: Int
     private let requestTimeoutMillis: Int
     private let logger: Logger
-    private var timer: EventLoop.TimerID?
+    private var periodic: RepeatingTimer?
     private var stopped = false
     private var running = false
 
@@ -34,18 +34,15 @@ final class DeepProbe {
 
     func startPeriodic() {
         guard !stopped else { return }
-        timer = loop.schedule(afterMillis: Int64(intervalMillis)) { [weak self] in
-            guard let self else { return }
-            self.timer = nil
-            self.probe()
-            self.startPeriodic()
+        if periodic == nil {
+            periodic = RepeatingTimer(loop: loop, intervalMillis: intervalMillis) { [weak self] in self?.probe() }
         }
+        periodic?.start()
     }
 
     func stop() {
         stopped = true
-        if let timer { loop.cancel(timer) }
-        timer = nil
+        periodic?.stop()
     }
 
     /// One round trip now (skipped while one runs or before the key is known).

@@ -23,7 +23,7 @@ final class KeyProbe {
     private var reading = false
     private var waiters: [() -> Void] = []
     private var lastOnDemandMillis: Int64?
-    private var timer: EventLoop.TimerID?
+    private var periodic: RepeatingTimer?
     private var stopped = false
 
     init(
@@ -41,18 +41,15 @@ final class KeyProbe {
     /// Starts the periodic probe (the first read happens after login, via `probe()`).
     func startPeriodic() {
         guard !stopped else { return }
-        timer = loop.schedule(afterMillis: Int64(intervalMillis)) { [weak self] in
-            guard let self else { return }
-            self.timer = nil
-            self.probe()
-            self.startPeriodic()
+        if periodic == nil {
+            periodic = RepeatingTimer(loop: loop, intervalMillis: intervalMillis) { [weak self] in self?.probe() }
         }
+        periodic?.start()
     }
 
     func stop() {
         stopped = true
-        if let timer { loop.cancel(timer) }
-        timer = nil
+        periodic?.stop()
     }
 
     /// Reads the metadata now (or joins a read in progress); `completion` runs after the result

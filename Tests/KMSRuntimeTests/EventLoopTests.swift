@@ -44,3 +44,25 @@ struct EventLoopTests {
         #expect(order == [10, 10, 20, 30, 40, 50])
     }
 }
+
+struct RepeatingTimerTests {
+    @Test func runsEveryIntervalUntilStoppedAndStartTwiceArmsOnce() throws {
+        let loop = try EventLoop()
+        var runs = 0
+        let timer = RepeatingTimer(loop: loop, intervalMillis: 10) { runs += 1 }
+        timer.start()
+        timer.start()  // must not start a second chain
+        var runsAtStop = -1
+        loop.schedule(afterMillis: 55) {
+            timer.stop()
+            runsAtStop = runs
+            loop.schedule(afterMillis: 40) { loop.stop() }
+        }
+        loop.run()
+        // Each run re-arms 10 ms after it fired, so one chain runs at most 5 times in 55 ms (the
+        // first deadline precedes the stop, so at least once); nothing runs after stop().
+        #expect((1...5).contains(runsAtStop))
+        #expect(runs == runsAtStop)
+        #expect(timer.isStopped)
+    }
+}
