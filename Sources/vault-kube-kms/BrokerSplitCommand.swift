@@ -60,23 +60,16 @@ struct BrokerSplitCommand: ParsableCommand {
         }
         let watchdog = SystemdWatchdog.start(on: loop)
 
-        var shuttingDown = false
-        try wrap { () throws(SystemError) in
-            try loop.handleSignals([SIGTERM, SIGINT]) { signal in
-                guard !shuttingDown else { return }
-                shuttingDown = true
-                logger.info("shutdown.begin", metadata: ["signal": "\(signal)"])
-                SystemdNotify.send("STOPPING=1")
+        try ShutdownSequence.install(
+            loop: loop, logger: logger, service: service, watchdog: watchdog,
+            stopIntake: { done in
                 listener.stop()
-                service.shutdown {
-                    if let boundPath { unlink(boundPath) }
-                    close(listenFD)
-                    watchdog?.stop()
-                    logger.info("shutdown.done")
-                    loop.stop()
-                }
-            }
-        }
+                done()
+            },
+            cleanup: {
+                if let boundPath { unlink(boundPath) }
+                close(listenFD)
+            })
         service.start()
         do {
             try wrap { () throws(SystemError) in try listener.start() }

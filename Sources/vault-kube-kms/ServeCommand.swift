@@ -87,24 +87,13 @@ struct ServeCommand: ParsableCommand {
 
         // WATCHDOG=1 and STATUS= (the spawned front has an empty environment: only the broker notifies).
         let watchdog = SystemdWatchdog.start(on: loop)
-        var shuttingDown = false
-        try wrap { () throws(SystemError) in
-            try loop.handleSignals([SIGTERM, SIGINT]) { signal in
-                guard !shuttingDown else { return }
-                shuttingDown = true
-                logger.info("shutdown.begin", metadata: ["signal": "\(signal)"])
-                SystemdNotify.send("STOPPING=1")
-                supervisor.stop {
-                    service.shutdown {
-                        if case .path(let path) = address { unlink(path) }
-                        close(listenFD)
-                        logger.info("shutdown.done")
-                        watchdog?.stop()
-                        loop.stop()
-                    }
-                }
-            }
-        }
+        try ShutdownSequence.install(
+            loop: loop, logger: logger, service: service, watchdog: watchdog,
+            stopIntake: { done in supervisor.stop(completion: done) },
+            cleanup: {
+                if case .path(let path) = address { unlink(path) }
+                close(listenFD)
+            })
         service.start()
         HealthStatusReporter.start(service: service, loop: loop, serving: "\(address)") { readyNotified }
         do {
