@@ -82,19 +82,10 @@ class Plugin:
         raise RuntimeError(f"plugin not healthy after {timeout}s (last: {last}):\n{self.log_text()}")
 
     def log_text(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as handle:
-            return handle.read().decode(errors="replace")
+        return read_log(self.log, self.log_path)
 
     def log_events(self):
-        events = []
-        for line in self.log_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-        return events
+        return json_events(self.log_text())
 
     def front_pid(self):
         """The pid of the front: the broker's only child."""
@@ -113,6 +104,25 @@ class Plugin:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+
+def read_log(handle, path):
+    """Everything a child wrote to its log file so far."""
+    if not handle.closed:
+        handle.flush()
+    with open(path, "rb") as reader:
+        return reader.read().decode(errors="replace")
+
+
+def json_events(text):
+    """The JSON log lines of `text` as dicts (other lines, e.g. a crash message, are skipped)."""
+    events = []
+    for line in text.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 def proc_status(pid):

@@ -13,7 +13,7 @@ import time
 import grpc
 
 import kmsclient
-from plugin import as_user, installed_bin_dir
+from plugin import as_user, installed_bin_dir, json_events, read_log
 
 NOBODY = 65534
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
@@ -38,20 +38,10 @@ class Logged:
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, **kwargs)
 
     def text(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as handle:
-            return handle.read().decode(errors="replace")
+        return read_log(self.log, self.log_path)
 
     def events(self):
-        import json
-
-        found = []
-        for line in self.text().splitlines():
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-        return found
+        return json_events(self.text())
 
     def wait_event(self, name, timeout=10, count=1):
         deadline = time.time() + timeout
