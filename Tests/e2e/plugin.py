@@ -64,22 +64,7 @@ class Plugin:
         return kmsclient.client(self.socket)
 
     def wait_healthy(self, timeout=30):
-        api, _ = kmsclient.stubs()
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_text()}")
-            if os.path.exists(self.socket):
-                try:
-                    response = self.client().Status(api.StatusRequest(), timeout=2)
-                    last = response.healthz
-                    if response.healthz == "ok":
-                        return response
-                except grpc.RpcError as error:
-                    last = error.code()
-            time.sleep(0.1)
-        raise RuntimeError(f"plugin not healthy after {timeout}s (last: {last}):\n{self.log_text()}")
+        return wait_for_ok_status(self.socket, timeout, [("broker", self.proc, self.log_text)], self.log_text)
 
     def log_text(self):
         return read_log(self.log, self.log_path)
@@ -104,6 +89,29 @@ class Plugin:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+
+def wait_for_ok_status(socket_path, timeout, processes, describe):
+    """Polls Status on `socket_path` until healthz is "ok" and returns the response. Fails at once
+    when one of `processes` ((name, Popen, log reader) triples) exits, and after `timeout` seconds
+    with the last answer and `describe()` (the logs)."""
+    api, _ = kmsclient.stubs()
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        for name, proc, log in processes:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log()}")
+        if os.path.exists(socket_path):
+            try:
+                response = kmsclient.client(socket_path).Status(api.StatusRequest(), timeout=2)
+                last = response.healthz
+                if response.healthz == "ok":
+                    return response
+            except grpc.RpcError as error:
+                last = error.code()
+        time.sleep(0.1)
+    raise RuntimeError(f"plugin not healthy after {timeout}s (last: {last}):\n{describe()}")
 
 
 def read_log(handle, path):

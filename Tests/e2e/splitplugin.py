@@ -10,10 +10,8 @@ import subprocess
 import tempfile
 import time
 
-import grpc
-
 import kmsclient
-from plugin import as_user, installed_bin_dir, json_events, read_log
+from plugin import as_user, installed_bin_dir, json_events, read_log, wait_for_ok_status
 
 NOBODY = 65534
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
@@ -128,24 +126,9 @@ class SplitPlugin:
         return kmsclient.client(self.socket)
 
     def wait_healthy(self, timeout=30):
-        api, _ = kmsclient.stubs()
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            for name, proc in (("broker", self.broker), ("front", self.front)):
-                if proc.proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.proc.returncode}:\n{proc.text()}")
-            if os.path.exists(self.socket):
-                try:
-                    response = self.client().Status(api.StatusRequest(), timeout=2)
-                    last = response.healthz
-                    if response.healthz == "ok":
-                        return response
-                except grpc.RpcError as error:
-                    last = error.code()
-            time.sleep(0.1)
-        raise RuntimeError(f"split plugin not healthy after {timeout}s (last: {last}):\n"
-                           f"{self.broker.text()}\n{self.front.text()}")
+        processes = [("broker", self.broker.proc, self.broker.text), ("front", self.front.proc, self.front.text)]
+        return wait_for_ok_status(self.socket, timeout, processes,
+                                  lambda: f"{self.broker.text()}\n{self.front.text()}")
 
     def stop(self):
         codes = {}
