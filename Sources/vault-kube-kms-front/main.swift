@@ -3,6 +3,7 @@
 // wire, run: everything else lives in the Front module.
 import ArgumentParser
 import Front
+import KMSRuntime
 
 struct FrontCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,4 +63,5 @@ struct FrontCommand: ParsableCommand {
     }
 }
 
-FrontCommand.main()
+// The real argv (captured in C), not /proc/self/cmdline: see KMSRuntime.ProcessArguments.
+FrontCommand.main(Array(ProcessArguments.current(program: "vault-kube-kms-front").dropFirst()))

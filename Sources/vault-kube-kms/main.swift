@@ -3,4 +3,5 @@ import ArgumentParser
 import Broker
 import KMSRuntime
 
-BrokerCommand.main()
+// The real argv (captured in C), not /proc/self/cmdline: see KMSRuntime.ProcessArguments.
+BrokerCommand.main(Array(ProcessArguments.current(program: "vault-kube-kms").dropFirst()))
