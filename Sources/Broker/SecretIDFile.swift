@@ -34,6 +34,13 @@ public enum SecretIDFile {
     /// uid, no group or other permission bits, 1 to `maxBytes` bytes after removing one trailing
     /// newline, no whitespace or control characters.
     public static func load(path: String) throws(SecretIDFileError) -> SecretBytes {
+        try loadFingerprinted(path: path).secret
+    }
+
+    /// `load`, with the fingerprint of exactly the file that was read (its `fstat`).
+    static func loadFingerprinted(path: String) throws(SecretIDFileError) -> (
+        secret: SecretBytes, fingerprint: SecretIDFingerprint
+    ) {
         var info = stat()
         guard lstat(path, &info) == 0 else {
             let code = errno
@@ -88,7 +95,7 @@ public enum SecretIDFile {
                 "secret-ID file \(path) contains whitespace or control characters (only one trailing newline is allowed)"
             )
         }
-        return SecretBytes(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+        return (SecretBytes(UnsafeRawBufferPointer(rebasing: buffer[0..<length])), SecretIDFingerprint(opened))
     }
 
     private static func check(_ info: stat, path: String) throws(SecretIDFileError) {

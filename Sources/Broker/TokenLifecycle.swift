@@ -14,8 +14,9 @@ import Logging
 /// the token's max TTL is near: the next step is then a fresh login at 2/3 of what is left,
 /// not another renewal. A refused renewal, or a call reporting the token invalid, leads to a
 /// login at once. The secret-ID file is read again at every login. Failed logins back off with
-/// `LoginBackoff` (jittered, never reaching the AppRole lockout); while they fail, a token that
-/// has not expired stays in use.
+/// `LoginBackoff` (jittered, never reaching the AppRole lockout, a refused secret ID never retried
+/// sooner); while they fail, a token that has not expired stays in use, and the secret-ID file is
+/// watched: a changed file is tried at once.
 final class TokenLifecycle: VaultTokenSource {
     enum State: Equatable {
         case idle
@@ -32,10 +33,17 @@ final class TokenLifecycle: VaultTokenSource {
     private let requestTimeoutMillis: Int
     private let logger: Logger
 
+    /// How often the secret-ID file is looked at while logins back off. A change is acted on when
+    /// a second look finds it settled, so within one to two intervals of the write.
+    static let secretIDWatchMillis: Int64 = 500
+    /// The health reason (and log reason) while Vault refuses the secret ID in the file.
+    static let waitingForSecretIDReason = "secret ID refused; waiting for a new secret-ID file"
+
     private(set) var state: State = .idle
     private(set) var token: SecretBytes?
     private var tokenExpiresMillis: Int64?
     private var lastFailureReason: String?
+    private var lastFailureKind: LoginBackoff.Failure?
     private var backoff = LoginBackoff()
     /// The lease the last login granted: a renewal granting less is capped by the max TTL.
     private var loginLeaseSeconds: Int64 = 0
@@ -43,6 +51,14 @@ final class TokenLifecycle: VaultTokenSource {
     private var hadToken = false
     /// Counters for metrics.
     private(set) var counters = TokenCounters()
+    /// The secret-ID file as it was when last read for a login (or found unusable).
+    private var attemptedFingerprint: SecretIDFingerprint?
+    /// A change seen at one look, acted on when the next look sees the same (a writer may be
+    /// between truncating and writing).
+    private var settlingFingerprint: SecretIDFingerprint?
+    /// The secret ID Vault refused last: a file rewritten with the same content is not news.
+    private var refusedSecretID: SecretBytes?
+    private var watchTimer: EventLoop.TimerID?
     private var timer: EventLoop.TimerID?
     private var waiters: [(Bool) -> Void] = []
     /// Called after every successful login (the service reads key metadata then).
@@ -63,6 +79,7 @@ final class TokenLifecycle: VaultTokenSource {
     /// nil when a usable token is held; else a short healthz reason.
     var healthReason: String? {
         if currentToken != nil { return nil }
+        if lastFailureKind == .credentials, let reason = lastFailureReason { return reason }
         if let reason = lastFailureReason, reason.hasPrefix("vault ") { return reason }
         if hadToken { return "token expired" }
         return lastFailureReason ?? "not logged in yet"
@@ -88,6 +105,7 @@ final class TokenLifecycle: VaultTokenSource {
     func stop() {
         state = .stopped
         cancelTimer()
+        stopWatchingSecretID()
         let pending = waiters
         waiters.removeAll()
         for waiter in pending { waiter(false) }
@@ -118,11 +136,15 @@ final class TokenLifecycle: VaultTokenSource {
     private func logIn() {
         guard state != .stopped else { return }
         cancelTimer()
+        stopWatchingSecretID()
         state = .loggingIn
         let secretID: SecretBytes
         do {
-            secretID = try SecretIDFile.load(path: secretIDPath)
+            let loaded = try SecretIDFile.loadFingerprinted(path: secretIDPath)
+            secretID = loaded.secret
+            attemptedFingerprint = loaded.fingerprint
         } catch {
+            attemptedFingerprint = SecretIDFingerprint.current(path: secretIDPath)
             // Not sent to Vault: does not count toward the lockout. The token in use stays.
             logger.error(
                 "broker.login.secret_id_refused",
@@ -131,15 +153,17 @@ final class TokenLifecycle: VaultTokenSource {
             return
         }
         let request = login.request(secretID: secretID, timeoutMillis: requestTimeoutMillis)
-        transport.send(request) { [weak self] response in self?.loginAnswered(response) }
+        transport.send(request) { [weak self] response in self?.loginAnswered(response, secretID: secretID) }
     }
 
-    private func loginAnswered(_ response: VaultResponse) {
+    private func loginAnswered(_ response: VaultResponse, secretID: SecretBytes) {
         guard state == .loggingIn else { return }
         switch VaultToken.parse(response) {
         case .success(let token):
             adopt(token)
             backoff.succeeded()
+            refusedSecretID = nil
+            lastFailureKind = nil
             counters.loginSuccesses += 1
             logger.info(
                 "broker.login.ok",
@@ -148,29 +172,104 @@ final class TokenLifecycle: VaultTokenSource {
             onLogin?()
         case .failure(let error):
             logger.error("broker.login.failed", metadata: ["reason": "\(error.reason)", "status": "\(error.status)"])
-            loginFailed(reason: Self.healthReason(for: error), kind: Self.failureKind(error))
+            let kind = Self.failureKind(error)
+            if kind == .credentials { refusedSecretID = secretID }
+            loginFailed(reason: Self.healthReason(for: error), kind: kind)
         }
     }
 
     private func loginFailed(reason: String, kind: LoginBackoff.Failure) {
-        lastFailureReason = reason
+        lastFailureKind = kind
         counters.loginFailures += 1
         state = .backingOff
         // A token that has not expired yet stays usable while logins fail.
         if currentToken == nil { dropToken() }
-        var delay = backoff.failed(kind, now: EventLoop.nowMillis())
-        if let expires = tokenExpiresMillis, token != nil {
-            // Try again before the token in use runs out, if the lockout bound allows it.
-            let beforeExpiry = max(1, (expires - EventLoop.nowMillis()) / 2)
-            delay = max(
-                min(delay, beforeExpiry), backoff.earliestAllowed(now: EventLoop.nowMillis()) - EventLoop.nowMillis())
+        let now = EventLoop.nowMillis()
+        var delay = backoff.failed(kind, now: now)
+        if kind == .transient, let expires = tokenExpiresMillis, token != nil {
+            // Vault did not judge the credentials: try again before the token in use runs out,
+            // but never sooner than the first transient delay, and never before a refused secret
+            // ID's own back-off or into the lockout budget. A refused secret ID is never retried
+            // early: the same one would be refused again (a new file is tried when it appears).
+            let beforeExpiry = max(LoginBackoff.transientInitialMillis, (expires - now) / 2)
+            delay = max(min(delay, beforeExpiry), backoff.earliestAllowed(now: now) - now)
         }
-        logger.info("broker.login.retry", metadata: ["after_millis": "\(delay)", "kind": "\(kind)"])
+        let nextAttempt = UTCTime.rfc3339(offsetMillis: delay, withMillis: false)
+        if kind == .credentials {
+            lastFailureReason = "\(Self.waitingForSecretIDReason) (next attempt \(nextAttempt))"
+            logger.warning(
+                "broker.login.waiting_for_secret_id",
+                metadata: [
+                    "reason": "\(Self.waitingForSecretIDReason)", "next_attempt": "\(nextAttempt)",
+                    "token_kept": "\(currentToken != nil)", "path": "\(secretIDPath)",
+                ])
+        } else {
+            lastFailureReason = reason
+        }
+        logger.info(
+            "broker.login.retry",
+            metadata: ["after_millis": "\(delay)", "kind": "\(kind)", "next_attempt": "\(nextAttempt)"])
         timer = loop.schedule(afterMillis: delay) { [weak self] in
             self?.timer = nil
             self?.logIn()
         }
+        watchSecretID()
         finishWaiters(false)
+    }
+
+    // MARK: watching the secret-ID file while backing off
+
+    private func watchSecretID() {
+        guard watchTimer == nil, state == .backingOff else { return }
+        watchTimer = loop.schedule(afterMillis: Self.secretIDWatchMillis) { [weak self] in
+            guard let self else { return }
+            self.watchTimer = nil
+            guard self.state == .backingOff else { return }
+            self.lookAtSecretIDFile()
+            self.watchSecretID()
+        }
+    }
+
+    private func stopWatchingSecretID() {
+        if let watchTimer { loop.cancel(watchTimer) }
+        watchTimer = nil
+        settlingFingerprint = nil
+    }
+
+    /// A changed file is new information: tried at once, inside the back-off, while the lockout
+    /// budget keeps a slot for it. An unchanged file waits for the back-off.
+    private func lookAtSecretIDFile() {
+        let seen = SecretIDFingerprint.current(path: secretIDPath)
+        guard seen != attemptedFingerprint else {
+            settlingFingerprint = nil
+            return
+        }
+        guard seen == settlingFingerprint else {
+            settlingFingerprint = seen
+            return
+        }
+        settlingFingerprint = nil
+        attemptedFingerprint = seen
+        if let refused = refusedSecretID, let again = try? SecretIDFile.load(path: secretIDPath),
+            again.constantTimeEquals(refused)
+        {
+            logger.info("broker.login.secret_id_unchanged", metadata: ["path": "\(secretIDPath)"])
+            return
+        }
+        backoff.secretIDChanged()
+        let now = EventLoop.nowMillis()
+        let earliest = backoff.earliestAllowed(now: now, changedFile: true)
+        guard earliest <= now else {
+            logger.warning(
+                "broker.login.secret_id_changed",
+                metadata: [
+                    "path": "\(secretIDPath)", "action": "deferred: the AppRole lockout budget is spent",
+                    "next_attempt": "\(UTCTime.rfc3339(offsetMillis: earliest - now, withMillis: false))",
+                ])
+            return
+        }
+        logger.info("broker.login.secret_id_changed", metadata: ["path": "\(secretIDPath)", "action": "login now"])
+        logIn()
     }
 
     /// 400 and 403 answers to a login are Vault judging the credentials (they count toward the
