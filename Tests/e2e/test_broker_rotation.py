@@ -8,7 +8,7 @@ import vaultenv
 from brokerhelpers import api, healthz, round_trip, wait_healthz
 from plugin import Plugin
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="restores a key backup")
+pytestmark = pytest.mark.simulator_only("key restore of a backup into a running key (transit/restore without a fresh server)")
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import vaultenv
 from brokerhelpers import round_trip, sim_advance_clock, wait_healthz
 from plugin import Plugin
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="uses the simulator's clock")
+pytestmark = pytest.mark.simulator_only("controllable clock (/_sim/clock)")
 
 
 def test_no_secret_id_token_or_plaintext_in_any_log_line(tmp_path_factory, workdir):

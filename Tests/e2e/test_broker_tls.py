@@ -10,7 +10,7 @@ import vaultenv
 from brokerhelpers import events, healthz, round_trip, sim_stats, wait_healthz
 from plugin import Plugin
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="TLS set-up needs the simulator")
+pytestmark = pytest.mark.simulator_only("-dev-tls-* listener flags (one HTTPS listener per test)")
 
 
 @pytest.fixture(scope="module")

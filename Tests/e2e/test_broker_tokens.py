@@ -10,7 +10,7 @@ import vaultenv
 from brokerhelpers import events, healthz, round_trip, sim_advance_clock, sim_reset_stats, sim_stats, wait_healthz
 from plugin import Plugin
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="uses the simulator's clock and stats")
+pytestmark = pytest.mark.simulator_only("controllable clock (/_sim/clock) and request stats")
 
 
 @pytest.fixture()

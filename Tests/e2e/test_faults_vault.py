@@ -10,7 +10,7 @@ from faultkit import (
     DEADLINE, Ledger, TCPProxy, api, clear_faults, fault, sim, timed_failure, via, wait_until_encrypt_works)
 from plugin import Plugin
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="drives the simulator's fault rules")
+pytestmark = pytest.mark.simulator_only("fault rules (/_sim/faults: latency, resets, black holes, error answers)")
 
 SLACK = 0.5  # scheduling slack on a loaded 2-core CI machine
 

@@ -28,7 +28,6 @@ from splitplugin import NOBODY, SplitPlugin
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to spawn the front as another user")
 
-needs_simulator = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="uses the simulator's /_sim endpoints")
 
 WRAPPER = """#!/usr/bin/python3
 import os, socket, sys
@@ -277,7 +276,7 @@ def test_allowed_requests_give_only_encrypt_and_decrypt_under_the_configured_key
     assert hostile.release_and_expect_real_front() == []  # nothing above was a violation
 
 
-@needs_simulator
+@pytest.mark.simulator_only("latency rule (/_sim/faults) that keeps calls in flight past the limit")
 def test_flood_beyond_the_in_flight_limit_is_answered_too_many_requests(hostile, vault):
     limit = hostile.hello()
     fault = {"paths": [f"{vault.mount}/encrypt"], "latency_ms": 1500}
@@ -312,7 +311,7 @@ def _sim(vault, path, body):
         pass
 
 
-@needs_simulator
+@pytest.mark.simulator_only("list of live token values (/_sim/tokens)")
 def test_no_answer_ever_carries_the_token_or_the_secret_id(hostile, vault):
     hostile.hello()
     received = b""

@@ -98,6 +98,7 @@ def test_front_started_before_the_broker_waits_and_then_serves(vault, workdir):
         running.stop()
 
 
+@pytest.mark.simulator_only("latency rule (/_sim/faults) that holds a Vault call in flight")
 def test_front_sigterm_lets_a_call_in_flight_finish_then_exits_0(vault, workdir, clear_faults):
     running = SplitPlugin(vault, workdir)
     try:
@@ -120,6 +121,7 @@ def test_front_sigterm_lets_a_call_in_flight_finish_then_exits_0(vault, workdir,
         running.stop()
 
 
+@pytest.mark.simulator_only("latency rule (/_sim/faults) that holds a Vault call in flight")
 def test_broker_sigterm_finishes_the_vault_call_then_revokes_its_token(vault, workdir, clear_faults):
     running = SplitPlugin(vault, workdir)
     try:

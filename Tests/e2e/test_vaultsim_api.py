@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 from hvac import exceptions as hx
 
+pytestmark = pytest.mark.simulator_only("own API: these tests check the simulator itself")
+
 SIM = pathlib.Path(__file__).resolve().parents[1] / "vaultsim" / "vault-sim"
 ROOT = "root-test-token"
 START_TIMEOUT_S = 15

@@ -1,12 +1,20 @@
-"""A Vault for the e2e suites: the simulator by default, a real Vault or OpenBao when VAULT_ADDR
-and VAULT_TOKEN are set. Configured only through Vault's own HTTP API (with hvac), exactly as an
-operator would, so the same set-up runs against either."""
+"""A Vault for the e2e suites, chosen by one environment variable, KMS_E2E_VAULT:
+- `openbao` (the default): a real OpenBao 2.7.2 dev server started by the suite (Tests/e2e/openbao.py);
+- `simulator`: Tests/vaultsim, for what no real server can do (a controllable clock, injected
+  answers, Enterprise personalities, standby redirects); tests that need such a power carry the
+  `simulator_only("...")` marker, which names it, and are skipped in the other modes;
+- `external`: the Vault or OpenBao named by VAULT_ADDR and VAULT_TOKEN (mounts get unique names and
+  are removed afterwards).
+Configured only through Vault's own HTTP API (with hvac), exactly as an operator would, so the same
+set-up runs against any of them."""
+import json
 import os
 import re
 import secrets
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import hvac
@@ -20,6 +28,48 @@ path "{mount}/decrypt/{key}" {{ capabilities = ["update"] }}
 path "{mount}/keys/{key}" {{ capabilities = ["read"] }}
 path "sys/license/status" {{ capabilities = ["read"] }}
 """
+
+
+MODE_VARIABLE = "KMS_E2E_VAULT"
+MODES = ("openbao", "simulator", "external")
+
+
+def mode():
+    """The Vault the shared `vault_server` fixture gives: openbao (default), simulator or external."""
+    value = os.environ.get(MODE_VARIABLE, "").strip() or "openbao"
+    if value not in MODES:
+        raise RuntimeError(f"{MODE_VARIABLE}={value!r}: expected one of {', '.join(MODES)}")
+    if value == "external" and not (os.environ.get("VAULT_ADDR") and os.environ.get("VAULT_TOKEN")):
+        raise RuntimeError(f"{MODE_VARIABLE}=external needs VAULT_ADDR and VAULT_TOKEN")
+    return value
+
+
+def is_external():
+    return mode() == "external"
+
+
+class ExternalVault:
+    """The Vault named by VAULT_ADDR and VAULT_TOKEN; the suite cannot seal or restart it."""
+
+    def __init__(self):
+        self.address = os.environ["VAULT_ADDR"]
+        self.root_token = os.environ["VAULT_TOKEN"]
+        self.unseal_key = None
+
+    def stop(self):
+        pass
+
+
+def start_server(workdir, **openbao_options):
+    """A fresh Vault of the current mode for a test that needs its own: an OpenBao dev server
+    (openbao_options go to openbao.OpenBaoServer), a simulator, or the external Vault."""
+    current = mode()
+    if current == "external":
+        return ExternalVault()
+    if current == "simulator":
+        return SimulatorProcess()
+    import openbao  # noqa: PLC0415 - only this mode needs the binary
+    return openbao.OpenBaoServer(workdir, **openbao_options)
 
 
 class SimulatorProcess:
@@ -51,6 +101,11 @@ class SimulatorProcess:
             self.stop()
             raise RuntimeError("simulator did not start:\n" + "".join(lines))
 
+    def request_counts(self):
+        """{path: requests} the simulator served (/_sim/stats)."""
+        with urllib.request.urlopen(f"{self.address}/_sim/stats", timeout=5) as answer:
+            return {path: count for path, count in json.load(answer).items() if not path.startswith("_")}
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -69,8 +124,9 @@ class VaultSetup:
         self.root = hvac.Client(
             url=address, token=root_token, verify=True if verify is None else verify, cert=cert, namespace=namespace)
         suffix = uuid.uuid4().hex[:8]
-        self.mount = f"kms-transit-{suffix}" if os.environ.get("VAULT_ADDR") else "transit"
-        self.auth_mount = f"kms-approle-{suffix}" if os.environ.get("VAULT_ADDR") else "approle"
+        self.shared = is_external()
+        self.mount = f"kms-transit-{suffix}" if self.shared else "transit"
+        self.auth_mount = f"kms-approle-{suffix}" if self.shared else "approle"
         self.key = "kek"
         self.policy = f"kms-{suffix}"
         self.role = "kms"
@@ -108,7 +164,7 @@ class VaultSetup:
         self.root.secrets.transit.rotate_key(name=self.key, mount_point=self.mount)
 
     def teardown(self):
-        if os.environ.get("VAULT_ADDR"):
+        if self.shared:
             for call in (lambda: self.root.sys.disable_secrets_engine(self.mount),
                          lambda: self.root.sys.disable_auth_method(self.auth_mount),
                          lambda: self.root.sys.delete_policy(self.policy)):
