@@ -19,7 +19,7 @@ import vaultenv
 from brokerhelpers import events, round_trip, wait_healthz
 from plugin import Plugin
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("VAULT_ADDR")), reason="changes the AppRole and starts its own servers")
+pytestmark = pytest.mark.skipif(vaultenv.is_external(), reason="changes the AppRole and starts its own servers")
 
 WAITING = "secret ID refused; waiting for a new secret-ID file"
 
@@ -60,7 +60,8 @@ class BaoDevServer:
                 self.proc.wait()
 
 
-@pytest.fixture(params=["simulator", "openbao"])
+@pytest.fixture(params=[pytest.param("simulator", marks=pytest.mark.simulator_only(
+    "second personality of the same scenario (the OpenBao case runs in every mode)")), "openbao"])
 def use_once_vault(request, tmp_path_factory):
     server = vaultenv.SimulatorProcess() if request.param == "simulator" else BaoDevServer()
     try:
