@@ -44,6 +44,8 @@ public struct FrontConfiguration: Equatable, Sendable {
     public var healthPort: UInt16 = Self.defaultHealthPort
     /// Loopback port of `/metrics` (0: disabled).
     public var metricsPort: UInt16 = Self.defaultMetricsPort
+    /// Who may be the broker at `--broker-address` (checked with SO_PEERCRED before HELLO).
+    public var brokerPeer = BrokerPeerPolicy()
     /// controller-runtime's conventional health probe port.
     public static let defaultHealthPort: UInt16 = 8081
     /// Prometheus' conventional exporter port.

@@ -22,6 +22,10 @@ extension FrontServer {
         } catch {
             return retryLater("connect to broker at \(address): \(error)")
         }
+        if let refused = checkBrokerPeer(fd: fd, address: address) {
+            close(fd)
+            return retryLater(refused)
+        }
         do {
             try brokerClient.reconnect(fd: fd, frontVersion: FrontProcess.version)
         } catch {
@@ -29,6 +33,29 @@ extension FrontServer {
             return retryLater("broker connection setup: \(error)")
         }
         logger.info("broker.connected", metadata: ["broker": "\(address)"])
+    }
+
+    /// Whether the peer at `fd` is the configured broker (SO_PEERCRED), checked before HELLO so
+    /// that nothing is ever sent to an impostor; nil if it is, else the reason (logged).
+    private func checkBrokerPeer(fd: Int32, address: ListenAddress) -> String? {
+        let expected: uid_t
+        switch brokerPeerPolicy.expectedUID(for: address) {
+        case .success(let uid): expected = uid
+        case .failure(let error): return error.description
+        }
+        guard let peer = UnixSocket.peerCredentials(fd) else {
+            return "cannot read the broker's credentials (SO_PEERCRED): \(SystemError("getsockopt"))"
+        }
+        guard let reason = brokerPeerPolicy.refusal(peerUID: peer.uid, peerGID: peer.gid, expectedUID: expected)
+        else { return nil }
+        logger.error(
+            "front.broker_refused",
+            metadata: [
+                "broker": "\(address)", "reason": "\(reason)", "peer_uid": "\(peer.uid)", "peer_gid": "\(peer.gid)",
+                "peer_pid": "\(peer.pid)", "expected_uid": "\(expected)",
+                "expected_gid": "\(brokerPeerPolicy.gid.map { "\($0)" } ?? "any")",
+            ])
+        return "broker refused: \(reason)"
     }
 
     /// The broker connection failed while serving: answer what is open UNAVAILABLE, report it,

@@ -133,6 +133,8 @@ final class FrontServer {
         return false
     }
 
+    var brokerPeerPolicy: BrokerPeerPolicy { configuration.brokerPeer }
+
     var brokerAddress: ListenAddress? {
         if case .address(let address) = configuration.broker { return address }
         return nil

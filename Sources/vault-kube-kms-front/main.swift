@@ -19,6 +19,19 @@ struct FrontCommand: ParsableCommand {
     @Option(help: "Broker socket to connect to, unix:///path (VAULT_KUBE_KMS_BROKER_ADDRESS).")
     var brokerAddress: String?
 
+    @Option(
+        help: """
+            Uid the broker at --broker-address must have (SO_PEERCRED, checked before HELLO; uid 0 is \
+            always accepted) (VAULT_KUBE_KMS_BROKER_UID, default: the owner of the broker socket).
+            """)
+    var brokerUid: String?
+
+    @Option(help: "Gid the broker at --broker-address must have (VAULT_KUBE_KMS_BROKER_GID, default: any).")
+    var brokerGid: String?
+
+    @Flag(help: "Development only: allow an abstract --broker-address (unix:///@name), which any local user can bind.")
+    var insecureAbstractBrokerAddress = false
+
     @Option(name: .customLong("listen-fd"), help: "Listening SOCK_STREAM socket for gRPC (VAULT_KUBE_KMS_LISTEN_FD).")
     var listenFD: String?
 
@@ -55,6 +68,9 @@ struct FrontCommand: ParsableCommand {
                 brokerFD: brokerFD, brokerAddress: brokerAddress, listenFD: listenFD, listenAddress: listenAddress,
                 logLevel: logLevel, logFormat: logFormat, socketMode: socketMode, socketGroup: socketGroup)
             try configuration.applyPorts(healthPort: healthPort, metricsPort: metricsPort)
+            try configuration.applyBrokerPeer(
+                brokerUID: brokerUid, brokerGID: brokerGid, insecureAbstractBrokerAddress: insecureAbstractBrokerAddress
+            )
         } catch {
             throw ValidationError(error.description)
         }

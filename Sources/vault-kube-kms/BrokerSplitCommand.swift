@@ -26,6 +26,8 @@ struct BrokerSplitCommand: ParsableCommand {
     var brokerSocketGroup: String?
     @Option(help: "Mode of the broker socket, octal (default 0660; no access for others is allowed).")
     var brokerSocketMode: String?
+    @Flag(help: "Development only: allow an abstract --broker-listen-address (unix:///@name).")
+    var insecureAbstractBrokerAddress = false
     @OptionGroup var vault: VaultOptions
     @OptionGroup var log: LogOptions
 
@@ -44,6 +46,7 @@ struct BrokerSplitCommand: ParsableCommand {
     private func serve(logger: Logger) throws(ConfigurationError) {
         try BrokerProcess.disableDumping()
         signal(SIGPIPE, SIG_IGN)
+        try refuseAbstractAddress()
         let policy = SplitListener.PeerPolicy(
             uid: try numeric(allowedFrontUid, "allowed-front-uid"),
             gid: try numeric(allowedFrontGid, "allowed-front-gid"))
@@ -94,6 +97,18 @@ struct BrokerSplitCommand: ParsableCommand {
         guard let text = Flags.resolve(nil, flag) else { return nil }
         guard let parsed = UInt32(text) else { throw ConfigurationError("--\(flag) must be a number") }
         return parsed
+    }
+
+    /// Anyone can bind a free abstract name (while the broker restarts, say), and a front would
+    /// send its DEK seeds there: refused without the development flag, before anything else.
+    private func refuseAbstractAddress() throws(ConfigurationError) {
+        guard let text = Flags.resolve(brokerListenAddress, "broker-listen-address"),
+            case .abstract(let name) = try ListenAddress(parsing: text),
+            !(insecureAbstractBrokerAddress || Flags.bool("insecure-abstract-broker-address"))
+        else { return }
+        throw ConfigurationError(
+            "abstract broker address unix:///@\(name) is refused: any local user can bind an abstract name; "
+                + "use a socket path (--insecure-abstract-broker-address allows it for development)")
     }
 
     /// The socket-activated SOCK_SEQPACKET socket if there is one, else the socket bound here.
