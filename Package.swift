@@ -81,5 +81,10 @@ let package = Package(
         .testTarget(name: "FrontTests", dependencies: ["Front", "KMSv2API"], swiftSettings: strict),
         .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strict),
         .testTarget(name: "KMSProbeTests", dependencies: ["KMSProbe", "KMSv2API"], swiftSettings: strict),
+        // The two command lines as parsed by the binaries themselves (Go-style spellings, HashiCorp's flags).
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["vault-kube-kms", "vault-kube-kms-front", "Broker", "Front", "KMSRuntime"],
+            swiftSettings: strict),
     ]
 )

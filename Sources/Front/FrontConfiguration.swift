@@ -46,6 +46,13 @@ public struct FrontConfiguration: Equatable, Sendable {
     public var metricsPort: UInt16 = Self.defaultMetricsPort
     /// Who may be the broker at `--broker-address` (checked with SO_PEERCRED before HELLO).
     public var brokerPeer = BrokerPeerPolicy()
+    /// Address of the health port (`--health-address`, default 127.0.0.1; metrics stay on loopback).
+    public var healthAddress: HealthBindAddress = .loopback
+    /// What `/healthz` and `/readyz` mean (`--health-mode`).
+    public var healthMode: HealthMode = .deep
+    /// Whether `/metrics` carries the `process_*` families (`--disable-runtime-metrics` turns
+    /// them off, as it turns off the Go runtime's in HashiCorp's plugin).
+    public var runtimeMetrics = true
     /// controller-runtime's conventional health probe port.
     public static let defaultHealthPort: UInt16 = 8081
     /// Prometheus' conventional exporter port.
@@ -61,7 +68,7 @@ public struct FrontConfiguration: Equatable, Sendable {
     }
 
     /// Applies `--health-port` and `--metrics-port` (or their environment variables): decimal
-    /// 0...65535, 0 disables.
+    /// 0...65535; 0 or any negative number disables (HashiCorp's convention).
     public mutating func applyPorts(
         healthPort: String?, metricsPort: String?,
         environment: (String) -> String? = EnvironmentFallback.value
@@ -69,9 +76,11 @@ public struct FrontConfiguration: Equatable, Sendable {
         func port(_ value: String?, _ flag: String, _ fallback: UInt16) throws(ConfigurationError) -> UInt16 {
             let variable = EnvironmentFallback.variableName(forFlag: flag)
             guard let text = value ?? environment(variable) else { return fallback }
-            guard !text.isEmpty, text.utf8.count <= 5, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                let number = UInt16(text)
-            else { throw ConfigurationError("--\(flag) must be a port number 0-65535 (got \(text.debugDescription))") }
+            guard let number = Self.parsePort(text) else {
+                throw ConfigurationError(
+                    "--\(flag) must be a port number 0-65535, or 0 or negative to disable (got \(text.debugDescription))"
+                )
+            }
             return number
         }
         self.healthPort = try port(healthPort, "health-port", Self.defaultHealthPort)
@@ -79,6 +88,38 @@ public struct FrontConfiguration: Equatable, Sendable {
         if self.healthPort != 0 && self.healthPort == self.metricsPort {
             throw ConfigurationError("--health-port and --metrics-port must differ")
         }
+    }
+
+    /// A port: decimal 0...65535, or a negative decimal (disabled, returned as 0).
+    static func parsePort(_ text: String) -> UInt16? {
+        let negative = text.hasPrefix("-")
+        let digits = negative ? text.dropFirst() : Substring(text)
+        guard !digits.isEmpty, digits.utf8.count <= 5, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return nil
+        }
+        if negative { return 0 }
+        return UInt16(digits)
+    }
+
+    /// Applies `--health-address`, `--health-mode` and `--disable-runtime-metrics` (or their
+    /// environment variables; a boolean variable is on for 1, true or yes).
+    public mutating func applyHealthSettings(
+        healthAddress: String?, healthMode: String?, disableRuntimeMetrics: Bool,
+        environment: (String) -> String? = EnvironmentFallback.value
+    ) throws(ConfigurationError) {
+        func env(_ flag: String) -> String? { environment(EnvironmentFallback.variableName(forFlag: flag)) }
+        if let text = healthAddress ?? env("health-address") {
+            self.healthAddress = try HealthBindAddress(parsing: text)
+        }
+        if let text = healthMode ?? env("health-mode") {
+            guard let mode = HealthMode(rawValue: text) else {
+                throw ConfigurationError("--health-mode must be deep or hashicorp (got \(text.debugDescription))")
+            }
+            self.healthMode = mode
+        }
+        let disabled =
+            disableRuntimeMetrics || ["1", "true", "yes"].contains(env("disable-runtime-metrics")?.lowercased())
+        self.runtimeMetrics = !disabled
     }
 
     /// Resolves raw flag values (nil: flag not given) against the environment
@@ -118,9 +159,8 @@ public struct FrontConfiguration: Equatable, Sendable {
         }
 
         let levelText = logLevel ?? env("log-level") ?? "info"
-        guard let level = Logger.Level(rawValue: levelText) else {
-            throw ConfigurationError(
-                "invalid log level \(levelText.debugDescription) (trace|debug|info|notice|warning|error|critical)")
+        guard let level = LogLevelName.parse(levelText) else {
+            throw ConfigurationError("invalid log level \(levelText.debugDescription) (\(LogLevelName.accepted))")
         }
         self.logLevel = level
         let formatText = logFormat ?? env("log-format") ?? defaultLogFormat().rawValue
@@ -146,4 +186,15 @@ public struct FrontConfiguration: Equatable, Sendable {
         }
         return value
     }
+}
+
+/// What the health port's `/healthz` and `/readyz` answer (`/livez` and `/readyz/deep` are the
+/// same in both modes).
+public enum HealthMode: String, Equatable, Sendable {
+    /// Ours (default): `/healthz` = `/livez` (both processes alive, the broker's loop answered a
+    /// heartbeat); `/readyz` = a Status asked now answers ok (Vault reachable, token, key).
+    case deep
+    /// HashiCorp's: `/healthz` 200 while the process lives; `/readyz` 200 once gRPC serves (the
+    /// KMS socket listens and the broker answered HELLO), else 500 `plugin is not ready`.
+    case hashicorp
 }

@@ -2,9 +2,10 @@ import KMSCore
 import KMSRuntime
 import Logging
 
-/// The front's health and metrics ports (both on 127.0.0.1 only; port 0 disables one):
-/// `/livez` and `/healthz` (both processes alive: the broker answered a HEARTBEAT recently),
-/// `/readyz` (a STATUS asked now answers "ok") and `/metrics` (Prometheus text for both
+/// The front's health and metrics ports (metrics on 127.0.0.1 only, health on `--health-address`,
+/// default 127.0.0.1; port 0 disables one): `/livez` (both processes alive: the broker answered
+/// a HEARTBEAT recently), `/readyz/deep` (a STATUS asked now answers "ok"), `/healthz` and
+/// `/readyz` as `healthMode` says (`HealthMode`), and `/metrics` (Prometheus text for both
 /// processes; the broker's figures come from its METRICS answer, polled every
 /// `pollIntervalMillis` and on each scrape). docs/metrics.md describes every metric.
 final class FrontObservability {
@@ -27,6 +28,10 @@ final class FrontObservability {
     private var lastMetrics: (answer: MetricsAnswer, atMillis: Int64)?
     private var pollTimer: EventLoop.TimerID?
     private var brokerVersion = ""
+    /// Set from the configuration before `start`.
+    var healthAddress: HealthBindAddress = .loopback
+    var healthMode: HealthMode = .deep
+    var runtimeMetrics = true
 
     init(loop: EventLoop, broker: BrokerClient, grpc: GRPCServer, logger: Logger) {
         self.loop = loop
@@ -38,15 +43,17 @@ final class FrontObservability {
     /// Opens the ports. A port that cannot be bound is logged and left closed: the KMS socket
     /// is what kube-apiserver needs, and it must not go down for an observability port.
     func start(healthPort: UInt16, metricsPort: UInt16) {
-        for (port, name, handler) in [
-            (healthPort, "health", handleHealth as HealthServer.Handler),
-            (metricsPort, "metrics", handleMetrics as HealthServer.Handler),
+        for (address, port, name, handler) in [
+            (healthAddress, healthPort, "health", handleHealth as HealthServer.Handler),
+            (HealthBindAddress.loopback, metricsPort, "metrics", handleMetrics as HealthServer.Handler),
         ] where port != 0 {
+            let shown = address.withPort(port)
             do {
-                servers.append(try HealthServer(port: port, loop: loop, logger: logger, handler: handler))
-                logger.info("\(name).listening", metadata: ["address": "127.0.0.1:\(port)"])
+                servers.append(
+                    try HealthServer(address: address, port: port, loop: loop, logger: logger, handler: handler))
+                logger.info("\(name).listening", metadata: ["address": "\(shown)"])
             } catch {
-                logger.warning("\(name).bind_failed", metadata: ["address": "127.0.0.1:\(port)", "reason": "\(error)"])
+                logger.warning("\(name).bind_failed", metadata: ["address": "\(shown)", "reason": "\(error)"])
             }
         }
         schedulePoll(afterMillis: 0)
@@ -125,20 +132,36 @@ final class FrontObservability {
     // MARK: Handlers
 
     private func handleHealth(_ request: HTTPRequestParser.Request, _ respond: @escaping (HTTPResponse) -> Void) {
-        switch request.path {
-        case "/livez", "/healthz":
+        switch (request.path, healthMode) {
+        case ("/livez", _), ("/healthz", .deep):
             let (alive, reason) = liveness()
             respond(HTTPResponse(status: alive ? 200 : 503, body: reason + "\n"))
-        case "/readyz":
-            ask(.statusRequest) { frame in
-                guard let frame, let answer = try? StatusAnswer.decode(frame.payload) else {
-                    return respond(HTTPResponse(status: 503, body: "broker did not answer\n"))
-                }
-                let healthz = answer.code == .ok ? answer.healthz : "broker: \(answer.code)"
-                respond(HTTPResponse(status: healthz == "ok" ? 200 : 503, body: healthz + "\n"))
+        case ("/readyz/deep", _), ("/readyz", .deep):
+            deepReadiness(respond)
+        case ("/healthz", .hashicorp):
+            // HashiCorp's liveness: the process answers, nothing more.
+            respond(HTTPResponse(status: 200, body: "ok\n"))
+        case ("/readyz", .hashicorp):
+            // HashiCorp's readiness: gRPC serves (the KMS socket accepts and, here, the broker
+            // answered HELLO, without which every call is UNAVAILABLE).
+            if case .ready = broker.state {
+                respond(HTTPResponse(status: 200, body: "ok\n"))
+            } else {
+                respond(HTTPResponse(status: 500, body: "plugin is not ready\n"))
             }
         default:
             respond(HTTPResponse(status: 404, body: "not found\n"))
+        }
+    }
+
+    /// A STATUS asked now answers "ok": Vault reachable, token valid, key usable.
+    private func deepReadiness(_ respond: @escaping (HTTPResponse) -> Void) {
+        ask(.statusRequest) { frame in
+            guard let frame, let answer = try? StatusAnswer.decode(frame.payload) else {
+                return respond(HTTPResponse(status: 503, body: "broker did not answer\n"))
+            }
+            let healthz = answer.code == .ok ? answer.healthz : "broker: \(answer.code)"
+            respond(HTTPResponse(status: healthz == "ok" ? 200 : 503, body: healthz + "\n"))
         }
     }
 
@@ -177,6 +200,7 @@ final class FrontObservability {
         case .failed: figures.brokerConnectionState = 2
         }
         figures.heartbeatAgeMillis = lastHeartbeatMillis.map { now - $0 }
+        figures.runtimeMetrics = runtimeMetrics
         figures.front = ProcessStatistics.current()
         figures.broker = lastMetrics?.answer
         figures.brokerAgeMillis = lastMetrics.map { now - $0.atMillis }

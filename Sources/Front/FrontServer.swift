@@ -102,6 +102,9 @@ final class FrontServer {
             try grpc.startAccepting()
             // HELLO only once the KMS socket accepts: in the spawn topology it is the readiness report.
             if case .inheritedFD = configuration.broker { try broker.start(frontVersion: FrontProcess.version) }
+            observability.healthAddress = configuration.healthAddress
+            observability.healthMode = configuration.healthMode
+            observability.runtimeMetrics = configuration.runtimeMetrics
             observability.start(healthPort: configuration.healthPort, metricsPort: configuration.metricsPort)
         } catch {
             logger.critical("startup.failed", metadata: ["reason": "\(error)"])

@@ -32,6 +32,7 @@ public struct HTTPResponse: Equatable, Sendable {
         case 400: "Bad Request"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
+        case 500: "Internal Server Error"
         case 408: "Request Timeout"
         case 414: "URI Too Long"
         case 431: "Request Header Fields Too Large"
@@ -43,7 +44,7 @@ public struct HTTPResponse: Equatable, Sendable {
     }
 }
 
-/// A loopback-only HTTP/1.1 server on the front's event loop for `/livez`, `/readyz`,
+/// A small HTTP/1.1 server on the front's event loop (loopback unless configured) for `/livez`, `/readyz`,
 /// `/healthz` and `/metrics`. Requests are parsed by `HTTPRequestParser`; the handler answers
 /// now or later (a scrape waits briefly for the broker's figures). Bounded: at most
 /// `maxConnections` at once, each closed after `requestTimeoutMillis`.
@@ -73,24 +74,49 @@ final class HealthServer {
     private let handler: Handler
     private var clients: [Int32: Client] = [:]
 
-    /// Binds 127.0.0.1:`port` (never any other address) and starts accepting.
-    init(port: UInt16, loop: EventLoop, logger: Logger, handler: @escaping Handler) throws(SystemError) {
+    /// Binds `address:port` (127.0.0.1 unless `--health-address` says otherwise; metrics always
+    /// on loopback) and starts accepting.
+    init(
+        address: HealthBindAddress = .loopback, port: UInt16, loop: EventLoop, logger: Logger,
+        handler: @escaping Handler
+    ) throws(SystemError) {
+        let family: Int32
+        switch address {
+        case .ipv4: family = AF_INET
+        case .ipv6: family = AF_INET6
+        }
         let fd = socket(
-            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        let bound: Int32
+        switch address {
+        case .ipv4(let host):
+            var v4 = sockaddr_in()
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            v4.sin_addr.s_addr = host.bigEndian
+            bound = withUnsafePointer(to: &v4) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        case .ipv6(let bytes):
+            // `::` means IPv6 only here; 0.0.0.0 is asked for separately.
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+            var v6 = sockaddr_in6()
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &v6.sin6_addr) { $0.copyBytes(from: bytes) }
+            bound = withUnsafePointer(to: &v6) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
             }
         }
         guard bound == 0, listen(fd, 16) == 0 else {
-            let error = SystemError("bind 127.0.0.1:\(port)")
+            let error = SystemError("bind \(address.withPort(port))")
             close(fd)
             throw error
         }

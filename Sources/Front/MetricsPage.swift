@@ -18,6 +18,8 @@ struct MetricsFigures {
     /// The broker's last METRICS answer and its age (nil: none received yet).
     var broker: MetricsAnswer?
     var brokerAgeMillis: Int64?
+    /// False with `--disable-runtime-metrics`: no `process_*` families.
+    var runtimeMetrics = true
 }
 
 /// Renders `MetricsFigures` as Prometheus text (docs/metrics.md lists every family).
@@ -27,7 +29,7 @@ enum MetricsPage {
         renderCalls(figures, &out)
         renderFront(figures, &out)
         if let broker = figures.broker, broker.code == .ok { renderBroker(broker, figures, &out) }
-        renderProcesses(figures, &out)
+        if figures.runtimeMetrics { renderProcesses(figures, &out) }
         return out.text
     }
 

@@ -1,5 +1,6 @@
 /// A Unix socket address as written on the command line: `unix:///path` or abstract
-/// `unix:///@name` (the form kube-apiserver's `endpoint` uses).
+/// `unix:///@name` (the form kube-apiserver's `endpoint` uses), or a bare absolute path
+/// (`/var/run/kmsplugin/kms.sock`, as HashiCorp's examples write it), which is a socket path.
 public enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
     case path(String)
     case abstract(String)
@@ -8,12 +9,17 @@ public enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
     public static let maxPathBytes = 107
 
     public init(parsing text: String) throws(ConfigurationError) {
-        guard text.hasPrefix("unix://") else {
-            throw ConfigurationError("listen address must start with unix:// (got \(text.debugDescription))")
+        let rest: String
+        if text.hasPrefix("unix://") {
+            rest = String(text.dropFirst("unix://".count))
+        } else if text.hasPrefix("/") {
+            rest = text
+        } else {
+            throw ConfigurationError(
+                "listen address must start with unix:// or be an absolute path (got \(text.debugDescription))")
         }
-        let rest = String(text.dropFirst("unix://".count))
         guard rest.hasPrefix("/") else { throw ConfigurationError("listen address must be absolute: unix:///path") }
-        if rest.hasPrefix("/@") {
+        if rest.hasPrefix("/@") && text.hasPrefix("unix://") {
             let name = String(rest.dropFirst(2))
             guard !name.isEmpty, name.utf8.count <= Self.maxPathBytes else {
                 throw ConfigurationError("abstract socket name must be 1-\(Self.maxPathBytes) bytes")

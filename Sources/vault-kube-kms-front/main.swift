@@ -48,29 +48,55 @@ struct FrontCommand: ParsableCommand {
     @Option(help: "Group owning the socket --listen-address binds, name or gid (VAULT_KUBE_KMS_SOCKET_GROUP).")
     var socketGroup: String?
 
-    @Option(help: "trace|debug|info|notice|warning|error|critical (VAULT_KUBE_KMS_LOG_LEVEL, default info).")
+    @Option(
+        help: "trace|debug|info|notice|warning|error|critical, or zap's (VAULT_KUBE_KMS_LOG_LEVEL, default info).")
     var logLevel: String?
 
     @Option(
         help: "json|text|journald (VAULT_KUBE_KMS_LOG_FORMAT; default journald when stderr is the journal, else json).")
     var logFormat: String?
 
-    @Option(help: "Loopback port for /livez /readyz /healthz, 0 disables (VAULT_KUBE_KMS_HEALTH_PORT, default 8081).")
+    @Option(
+        help: "Port for /livez /readyz /healthz, 0 or negative disables (VAULT_KUBE_KMS_HEALTH_PORT, default 8081).")
     var healthPort: String?
 
-    @Option(help: "Loopback port for /metrics, 0 disables (VAULT_KUBE_KMS_METRICS_PORT, default 9090).")
+    @Option(
+        help: """
+            IP address of the health port (VAULT_KUBE_KMS_HEALTH_ADDRESS, default 127.0.0.1; 0.0.0.0 \
+            for httpGet probes of a hostNetwork Pod).
+            """)
+    var healthAddress: String?
+
+    @Option(
+        help: """
+            deep: /readyz asks the broker for Status (default); hashicorp: /healthz always 200, \
+            /readyz 200 once gRPC serves (VAULT_KUBE_KMS_HEALTH_MODE).
+            """)
+    var healthMode: String?
+
+    @Option(help: "Loopback port for /metrics, 0 or negative disables (VAULT_KUBE_KMS_METRICS_PORT, default 9090).")
     var metricsPort: String?
 
+    @Flag(help: "Leave the process_* families out of /metrics (VAULT_KUBE_KMS_DISABLE_RUNTIME_METRICS).")
+    var disableRuntimeMetrics = false
+
+    /// The settings these flags (and the environment) describe.
+    func configuration() throws(ConfigurationError) -> FrontConfiguration {
+        var configuration = try FrontConfiguration(
+            brokerFD: brokerFD, brokerAddress: brokerAddress, listenFD: listenFD, listenAddress: listenAddress,
+            logLevel: logLevel, logFormat: logFormat, socketMode: socketMode, socketGroup: socketGroup)
+        try configuration.applyPorts(healthPort: healthPort, metricsPort: metricsPort)
+        try configuration.applyHealthSettings(
+            healthAddress: healthAddress, healthMode: healthMode, disableRuntimeMetrics: disableRuntimeMetrics)
+        try configuration.applyBrokerPeer(
+            brokerUID: brokerUid, brokerGID: brokerGid, insecureAbstractBrokerAddress: insecureAbstractBrokerAddress)
+        return configuration
+    }
+
     func run() throws {
-        var configuration: FrontConfiguration
+        let configuration: FrontConfiguration
         do {
-            configuration = try FrontConfiguration(
-                brokerFD: brokerFD, brokerAddress: brokerAddress, listenFD: listenFD, listenAddress: listenAddress,
-                logLevel: logLevel, logFormat: logFormat, socketMode: socketMode, socketGroup: socketGroup)
-            try configuration.applyPorts(healthPort: healthPort, metricsPort: metricsPort)
-            try configuration.applyBrokerPeer(
-                brokerUID: brokerUid, brokerGID: brokerGid, insecureAbstractBrokerAddress: insecureAbstractBrokerAddress
-            )
+            configuration = try self.configuration()
         } catch {
             throw ValidationError(error.description)
         }
@@ -79,5 +105,6 @@ struct FrontCommand: ParsableCommand {
     }
 }
 
-// The real argv (captured in C), not /proc/self/cmdline: see KMSRuntime.ProcessArguments.
-FrontCommand.main(Array(ProcessArguments.current(program: "vault-kube-kms-front").dropFirst()))
+// The real argv (captured in C, not /proc/self/cmdline: see KMSRuntime.ProcessArguments), with
+// Go's flag spellings rewritten for the parser (GoStyleArguments).
+FrontCommand.main(FrontCommand.goStyleArguments(Array(ProcessArguments.current(program: "vault-kube-kms-front").dropFirst())))

@@ -50,7 +50,14 @@ struct ServeCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let configuration = try vault.configuration()
-        let address = try ListenAddress(parsing: Flags.required(listenAddress, "listen-address"))
+        guard let listenText = resolve(listenAddress, "listen-address") else {
+            // No default: HashiCorp's unix:///tmp/vault-kube-kms.socket is in a directory every
+            // local user can write, and the socket directory check refuses it (security-model.md).
+            throw ConfigurationError(
+                "--listen-address is required (or VAULT_KUBE_KMS_LISTEN_ADDRESS), e.g. unix:///var/run/kmsplugin/kms.sock; "
+                    + "there is no default in /tmp, a directory every user can write")
+        }
+        let address = try ListenAddress(parsing: listenText)
         let mode = try SocketOptions.parseMode(resolve(socketMode, "socket-mode") ?? "0660")
         let group = try resolve(socketGroup, "socket-group").map(SocketOptions.resolveGroup)
         let user = try FrontUser.resolve(resolve(frontUser, "front-user") ?? "nobody")
@@ -66,7 +73,7 @@ struct ServeCommand: ParsableCommand {
         let listenFD = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group))
         var frontArguments = ["--broker-fd", "3", "--listen-fd", "4", "--log-level", logging.level.rawValue]
         frontArguments += ["--log-format", logging.format.rawValue]
-        frontArguments += observability.frontArguments
+        frontArguments += try observability.frontArguments()
         let executable = resolve(frontExecutable, "front-executable") ?? FrontSupervisor.defaultExecutable()
         var readyNotified = false
         let supervisor = FrontSupervisor(

@@ -9,14 +9,16 @@ struct VaultOptions: ParsableArguments {
     var vaultAddress: String?
     @Option(help: "Transit key path: <mount>/keys/<name>.")
     var vaultKeyPath: String?
-    @Option(help: "Deprecated: Transit mount; use --vault-key-path.")
+    @Option(help: "Transit mount, with --transit-key (default transit); same as --vault-key-path <mount>/keys/<key>.")
     var transitMount: String?
-    @Option(help: "Deprecated: Transit key name; use --vault-key-path.")
+    @Option(help: "Transit key name, with --transit-mount; same as --vault-key-path <mount>/keys/<key>.")
     var transitKey: String?
     @Option(help: "Vault namespace of the Transit mount (fallback: VAULT_NAMESPACE).")
     var vaultNamespace: String?
     @Option(help: "Vault namespace of the AppRole login (default: --vault-namespace).")
     var vaultAuthNamespace: String?
+    @Option(help: "Vault auth method: approle, the only one (accepted for HashiCorp's command lines).")
+    var authMethod: String?
     @Option(help: "AppRole auth mount (default approle).")
     var authMount: String?
     @Option(help: "AppRole role ID.")
@@ -46,18 +48,12 @@ struct VaultOptions: ParsableArguments {
 
     /// The validated broker configuration these flags describe.
     func configuration() throws(ConfigurationError) -> BrokerConfiguration {
-        var warnings: [String] = []
-        let keyPath: String
-        if let given = Flags.resolve(vaultKeyPath, "vault-key-path") {
-            keyPath = given
-        } else if let mount = Flags.resolve(transitMount, "transit-mount"),
-            let key = Flags.resolve(transitKey, "transit-key")
-        {
-            keyPath = "\(mount)/keys/\(key)"
-            warnings.append("--transit-mount and --transit-key are deprecated: use --vault-key-path \(keyPath)")
-        } else {
-            keyPath = try Flags.required(nil, "vault-key-path")
+        if let method = Flags.resolve(authMethod, "auth-method"), method != "approle" {
+            throw ConfigurationError(
+                "--auth-method \(method.debugDescription) is not supported: vault-kube-kms logs in with AppRole only "
+                    + "(--auth-method approle, --approle-role-id, --approle-secret-id-path)")
         }
+        let keyPath = try resolvedKeyPath()
         let namespace = Flags.resolve(vaultNamespace, "vault-namespace", fallbacks: ["VAULT_NAMESPACE"])
         var configuration = BrokerConfiguration(
             vaultAddress: try Flags.required(vaultAddress, "vault-address", fallbacks: ["VAULT_ADDR"]),
@@ -77,20 +73,44 @@ struct VaultOptions: ParsableArguments {
             tlsClientKeyFile: Flags.resolve(tlsClientKey, "tls-client-key"),
             tlsSkipVerify: tlsSkipVerify || Flags.bool("tls-skip-verify"),
             requireEnterprise: requireEnterprise || Flags.bool("require-enterprise"))
-        configuration.warnings = warnings
         return try configuration.validated()
     }
 }
 
-/// `--log-level` and `--log-format`.
+extension VaultOptions {
+    /// `--vault-key-path`, or HashiCorp's `--transit-mount` (default `transit`) with
+    /// `--transit-key`; both spellings at once must agree.
+    func resolvedKeyPath() throws(ConfigurationError) -> String {
+        let given = Flags.resolve(vaultKeyPath, "vault-key-path")
+        let mount = Flags.resolve(transitMount, "transit-mount")
+        guard let key = Flags.resolve(transitKey, "transit-key") else {
+            if mount != nil && given == nil {
+                throw ConfigurationError("--transit-mount needs --transit-key (or give --vault-key-path)")
+            }
+            return try Flags.required(given, "vault-key-path")
+        }
+        let fromTransit = "\(mount ?? "transit")/keys/\(key)"
+        if let given, given != fromTransit {
+            throw ConfigurationError(
+                "--vault-key-path \(given) and --transit-mount/--transit-key (\(fromTransit)) disagree: give one")
+        }
+        return fromTransit
+    }
+}
+
+/// `--log-level` (or `--zap-log-level`) and `--log-format`.
 struct LogOptions: ParsableArguments {
-    @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
+    @Option(help: "trace, debug, info, notice, warning, error or critical (default info); zap's names too.")
     var logLevel: String?
-    @Option(help: "json or text (default json).")
+    @Option(help: "HashiCorp's spelling of --log-level: debug, info, error, panic, or an integer > 0 (more verbose).")
+    var zapLogLevel: String?
+    @Option(help: "json, text or journald (default journald when stderr is the journal, else json).")
     var logFormat: String?
 
     func resolved() throws -> LoggingOptions {
-        try LoggingOptions(level: Flags.resolve(logLevel, "log-level"), format: Flags.resolve(logFormat, "log-format"))
+        try LoggingOptions(
+            level: Flags.resolve(logLevel, "log-level"), format: Flags.resolve(logFormat, "log-format"),
+            zapLevel: Flags.resolve(zapLogLevel, "zap-log-level"))
     }
 }
 

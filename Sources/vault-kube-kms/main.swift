@@ -3,5 +3,6 @@ import ArgumentParser
 import Broker
 import KMSRuntime
 
-// The real argv (captured in C), not /proc/self/cmdline: see KMSRuntime.ProcessArguments.
-BrokerCommand.main(Array(ProcessArguments.current(program: "vault-kube-kms").dropFirst()))
+// The real argv (captured in C, not /proc/self/cmdline: see KMSRuntime.ProcessArguments), with
+// Go's flag spellings rewritten for the parser (GoStyleArguments).
+BrokerCommand.main(BrokerCommand.goStyleArguments(Array(ProcessArguments.current(program: "vault-kube-kms").dropFirst())))

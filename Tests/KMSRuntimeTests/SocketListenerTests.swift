@@ -75,8 +75,12 @@ struct SocketListenerTests {
     @Test func listenAddressParsesPathAndAbstractForms() throws {
         #expect(try ListenAddress(parsing: "unix:///run/kms.sock") == .path("/run/kms.sock"))
         #expect(try ListenAddress(parsing: "unix:///@kms") == .abstract("kms"))
+        // A bare absolute path is a socket path (HashiCorp's examples), never an abstract name.
+        #expect(try ListenAddress(parsing: "/run/kms.sock") == .path("/run/kms.sock"))
+        #expect(try ListenAddress(parsing: "/@kms") == .path("/@kms"))
         for bad in [
-            "/run/kms.sock", "unix://run/kms.sock", "tcp://x", "unix:///@",
+            "run/kms.sock", "unix://run/kms.sock", "tcp://x", "unix:///@", "/run/",
+            "/" + String(repeating: "a", count: 200),
             "unix:///" + String(repeating: "a", count: 200),
         ] {
             #expect(throws: ConfigurationError.self, "\(bad)") { try ListenAddress(parsing: bad) }
