@@ -107,4 +107,5 @@ struct FrontCommand: ParsableCommand {
 
 // The real argv (captured in C, not /proc/self/cmdline: see KMSRuntime.ProcessArguments), with
 // Go's flag spellings rewritten for the parser (GoStyleArguments).
-FrontCommand.main(FrontCommand.goStyleArguments(Array(ProcessArguments.current(program: "vault-kube-kms-front").dropFirst())))
+let arguments = Array(ProcessArguments.current(program: "vault-kube-kms-front").dropFirst())
+FrontCommand.main(FrontCommand.goStyleArguments(arguments))

@@ -5,4 +5,5 @@ import KMSRuntime
 
 // The real argv (captured in C, not /proc/self/cmdline: see KMSRuntime.ProcessArguments), with
 // Go's flag spellings rewritten for the parser (GoStyleArguments).
-BrokerCommand.main(BrokerCommand.goStyleArguments(Array(ProcessArguments.current(program: "vault-kube-kms").dropFirst())))
+let arguments = Array(ProcessArguments.current(program: "vault-kube-kms").dropFirst())
+BrokerCommand.main(BrokerCommand.goStyleArguments(arguments))
