@@ -3,8 +3,12 @@ import KMSRuntime
 /// Everything the broker needs to reach Vault, as parsed by `main` from flags and environment.
 /// Nothing here is secret: the secret ID stays in its file and is read at every login.
 public struct BrokerConfiguration: Sendable {
-    /// Vault's base address, e.g. `http://127.0.0.1:8200` (no path, no trailing `/v1`).
+    /// Vault's base address, e.g. `http://127.0.0.1:8200` (no path, no trailing `/v1`). Before
+    /// validation it may be a comma-separated list; after, it is the first (preferred) address.
     public var vaultAddress: String
+    /// Every configured address, in order (the first is preferred; `FailoverTransport`). Set by
+    /// `validated()` from `vaultAddress`.
+    public var vaultAddresses: [String] = []
     /// `<mount>/keys/<name>`; the mount may contain slashes (`kms/transit/keys/kek`).
     public var vaultKeyPath: String
     /// The AppRole auth mount (`auth/<authMount>/login`).
@@ -84,7 +88,8 @@ public struct BrokerConfiguration: Sendable {
     /// namespaces as nil). Messages name the flag's meaning and never contain a secret.
     public func validated() throws(ConfigurationError) -> BrokerConfiguration {
         var copy = self
-        copy.vaultAddress = try Self.validateAddress(vaultAddress)
+        copy.vaultAddresses = try Self.validateAddresses(vaultAddress)
+        copy.vaultAddress = copy.vaultAddresses[0]
         _ = try TransitKeyPath(parsing: vaultKeyPath)
         try Self.validateMount(authMount, what: "auth mount")
         guard !roleID.isEmpty, roleID.utf8.count <= 256, roleID.unicodeScalars.allSatisfy(Self.isPrintableASCII) else {
@@ -103,7 +108,7 @@ public struct BrokerConfiguration: Sendable {
             throw ConfigurationError("--tls-client-cert and --tls-client-key must be given together")
         }
         let usesTLSOptions = copy.caFile != nil || copy.tlsServerName != nil || copy.tlsClientCertFile != nil
-        if usesTLSOptions || tlsSkipVerify, copy.vaultAddress.hasPrefix("http://") {
+        if usesTLSOptions || tlsSkipVerify, copy.vaultAddresses.allSatisfy({ $0.hasPrefix("http://") }) {
             copy.warnings.append("TLS options are set but the Vault address is http://: they have no effect")
         }
         for (name, value) in [
@@ -119,6 +124,34 @@ public struct BrokerConfiguration: Sendable {
 
     /// The namespace for login and token calls.
     var effectiveAuthNamespace: String? { authNamespace ?? vaultNamespace }
+
+    /// At most this many Vault addresses (the nodes of one cluster; bounds the metric labels).
+    public static let maxVaultAddresses = 8
+
+    /// A comma-separated list of addresses (one is a list too), each validated, no duplicates.
+    static func validateAddresses(_ list: String) throws(ConfigurationError) -> [String] {
+        let parts = list.split(separator: ",", omittingEmptySubsequences: false).map { part in
+            var text = Substring(part)
+            while text.first == " " { text.removeFirst() }
+            while text.last == " " { text.removeLast() }
+            return String(text)
+        }
+        guard !parts.isEmpty, !parts.contains(where: \.isEmpty) else {
+            throw ConfigurationError("Vault address list \(list.debugDescription) has an empty entry")
+        }
+        guard parts.count <= maxVaultAddresses else {
+            throw ConfigurationError("at most \(maxVaultAddresses) Vault addresses (got \(parts.count))")
+        }
+        var addresses: [String] = []
+        for part in parts {
+            let address = try validateAddress(part)
+            guard !addresses.contains(address) else {
+                throw ConfigurationError("Vault address \(address.debugDescription) is listed twice")
+            }
+            addresses.append(address)
+        }
+        return addresses
+    }
 
     static func validateAddress(_ address: String) throws(ConfigurationError) -> String {
         var trimmed = address

@@ -32,6 +32,9 @@ extension BrokerService {
             values[micros] = UInt64(max(entry.totalMillis, 0)) * 1000
         }
         values[.vaultInFlight] = UInt64(transport.inFlightCount)
+        values[.vaultAddressCount] = UInt64(addresses.addresses.count)
+        values[.vaultAddressIndex] = UInt64(addresses.currentIndex)
+        values[.vaultAddressFailovers] = addresses.selector.failovers
 
         values[.tokenValid] = tokens.currentToken != nil ? 1 : 0
         values[.tokenSecondsToExpiry] = UInt64(max(statistics.tokenSecondsToExpiry ?? 0, 0))

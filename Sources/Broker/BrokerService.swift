@@ -29,6 +29,8 @@ public final class BrokerService {
     let logger: Logger
     let transport: any VaultTransport
     let instruments: InstrumentedTransport
+    /// The configured Vault addresses and which one serves (`--vault-address a,b,c`).
+    let addresses: FailoverTransport
     let tokens: TokenLifecycle
     let transit: TransitClient
     let keyProbe: KeyProbe
@@ -48,13 +50,19 @@ public final class BrokerService {
     {
         let checked = try configuration.validated()
         try Self.checkSecretIDFile(checked.secretIDPath)
-        let transport = try CurlMultiTransport(
-            loop: loop,
-            options: .init(
-                baseURL: checked.vaultAddress, caFile: checked.caFile,
-                connectTimeoutMillis: checked.connectTimeoutMillis, serverName: checked.tlsServerName,
-                clientCertFile: checked.tlsClientCertFile, clientKeyFile: checked.tlsClientKeyFile,
-                skipVerify: checked.tlsSkipVerify))
+        var transports: [any VaultTransport] = []
+        for address in checked.vaultAddresses {
+            transports.append(
+                try CurlMultiTransport(
+                    loop: loop,
+                    options: .init(
+                        baseURL: address, caFile: checked.caFile,
+                        connectTimeoutMillis: checked.connectTimeoutMillis, serverName: checked.tlsServerName,
+                        clientCertFile: checked.tlsClientCertFile, clientKeyFile: checked.tlsClientKeyFile,
+                        skipVerify: checked.tlsSkipVerify)))
+        }
+        let transport = FailoverTransport(
+            loop: loop, addresses: checked.vaultAddresses, transports: transports, logger: logger)
         try self.init(configuration: checked, loop: loop, logger: logger, transport: transport)
     }
 
@@ -68,7 +76,12 @@ public final class BrokerService {
         self.configuration = checked
         self.loop = loop
         self.logger = logger
-        instruments = InstrumentedTransport(transport)
+        // One address (tests with a scripted transport): the same failover layer, with one entry.
+        let failover =
+            transport as? FailoverTransport
+            ?? FailoverTransport(loop: loop, addresses: [checked.vaultAddress], transports: [transport], logger: logger)
+        addresses = failover
+        instruments = InstrumentedTransport(failover)
         let transport: any VaultTransport = instruments
         self.transport = transport
         tokens = TokenLifecycle(
@@ -113,7 +126,7 @@ public final class BrokerService {
         logger.info(
             "broker.start",
             metadata: [
-                "vault": "\(configuration.vaultAddress)", "key": "\(transit.keyMetadataPath)",
+                "vault": "\(configuration.vaultAddresses.joined(separator: ","))", "key": "\(transit.keyMetadataPath)",
                 "namespace": "\(configuration.vaultNamespace ?? "")",
                 "auth_namespace": "\(configuration.effectiveAuthNamespace ?? "")",
                 "tls_sni": "\(configuration.tlsServerName ?? "")",
@@ -145,10 +158,11 @@ public final class BrokerService {
         let reason = healthReason
         if reason != loggedHealth {
             loggedHealth = reason
+            let index = "\(addresses.currentIndex)"
             if reason == "ok" {
-                logger.info("broker.health", metadata: ["healthz": "ok"])
+                logger.info("broker.health", metadata: ["healthz": "ok", "vault_address_index": "\(index)"])
             } else {
-                logger.warning("broker.health", metadata: ["healthz": "\(reason)"])
+                logger.warning("broker.health", metadata: ["healthz": "\(reason)", "vault_address_index": "\(index)"])
             }
             warnIfSkippingVerification()
         }

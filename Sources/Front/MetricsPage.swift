@@ -138,6 +138,7 @@ enum MetricsPage {
         gauge(
             &out, "vault_kube_kms_vault_requests_in_flight", "Vault API calls sent and not yet answered.",
             v[.vaultInFlight])
+        renderAddresses(v, &out)
         for (family, successes, failures, help) in [
             (
                 "vault_kube_kms_login_total", BrokerMetricID.loginSuccesses, BrokerMetricID.loginFailures,
@@ -196,6 +197,26 @@ enum MetricsPage {
             &out, "vault_kube_kms_broker_requests_in_flight", "Front requests the broker is working on.",
             v[.frontRequestsInFlight])
     }
+
+    /// One `vault_kube_kms_vault_address_in_use{index}` sample per configured address (at most
+    /// `maxAddressLabels`: bounded), 1 for the one serving.
+    private static func renderAddresses(_ v: [BrokerMetricID: UInt64], _ out: inout PrometheusText) {
+        guard let count = v[.vaultAddressCount], count > 0 else { return }
+        let index = v[.vaultAddressIndex] ?? 0
+        out.family(
+            "vault_kube_kms_vault_address_in_use", .gauge,
+            "1 for the Vault address (index in --vault-address, 0 = first) the broker uses, 0 for the others.")
+        for candidate in 0..<min(count, maxAddressLabels) {
+            out.sample("vault_kube_kms_vault_address_in_use", [("index", "\(candidate)")], candidate == index ? 1 : 0)
+        }
+        out.family(
+            "vault_kube_kms_vault_address_failovers_total", .counter,
+            "Times the broker moved to the next Vault address because the one in use could not serve.")
+        out.sample("vault_kube_kms_vault_address_failovers_total", [], v[.vaultAddressFailovers] ?? 0)
+    }
+
+    /// The broker accepts at most 8 addresses; a larger count from a broken broker is cut here.
+    static let maxAddressLabels: UInt64 = 8
 
     private static func renderProcesses(_ figures: MetricsFigures, _ out: inout PrometheusText) {
         let broker = figures.broker?.values ?? [:]

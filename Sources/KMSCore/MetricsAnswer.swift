@@ -71,6 +71,9 @@ public enum BrokerMetricID: UInt16, Sendable, CaseIterable {
     /// Vault requests sent and not yet answered.
     case vaultInFlight = 0x0160
     case vaultLicenseTotal = 0x0171, vaultLicenseErrors, vaultLicenseMicros
+    /// Vault addresses configured (`--vault-address a,b,c`), the index (0-based, in the order
+    /// given) of the one serving, and how often the broker moved away from one that could not serve.
+    case vaultAddressCount = 0x0181, vaultAddressIndex, vaultAddressFailovers
 
     // Token and key state.
     /// 1 while the broker holds an unexpired token.

@@ -5,8 +5,11 @@ import KMSRuntime
 /// The Vault connection and AppRole flags, shared by every subcommand that talks to Vault
 /// (serve, broker, preflight). Each flag falls back to `VAULT_KUBE_KMS_<FLAG>`.
 struct VaultOptions: ParsableArguments {
-    @Option(help: "Vault address (fallback: VAULT_ADDR).")
-    var vaultAddress: String?
+    @Option(
+        help: ArgumentHelp(
+            "Vault address (fallback: VAULT_ADDR); several nodes as a comma-separated list or a repeated flag.",
+            discussion: "The first address is preferred; the broker moves to the next one when it cannot serve."))
+    var vaultAddress: [String] = []
     @Option(help: "Transit key path: <mount>/keys/<name>.")
     var vaultKeyPath: String?
     @Option(help: "Transit mount, with --transit-key (default transit); same as --vault-key-path <mount>/keys/<key>.")
@@ -56,7 +59,9 @@ struct VaultOptions: ParsableArguments {
         let keyPath = try resolvedKeyPath()
         let namespace = Flags.resolve(vaultNamespace, "vault-namespace", fallbacks: ["VAULT_NAMESPACE"])
         var configuration = BrokerConfiguration(
-            vaultAddress: try Flags.required(vaultAddress, "vault-address", fallbacks: ["VAULT_ADDR"]),
+            vaultAddress: try Flags.required(
+                vaultAddress.isEmpty ? nil : vaultAddress.joined(separator: ","), "vault-address",
+                fallbacks: ["VAULT_ADDR"]),
             vaultKeyPath: keyPath,
             authMount: Flags.resolve(authMount, "auth-mount") ?? "approle",
             roleID: try Flags.required(approleRoleId, "approle-role-id"),

@@ -25,6 +25,43 @@ struct BrokerConfigurationTests {
         #expect(parse(path) == nil)
     }
 
+    private func addresses(_ list: String) throws -> [String] {
+        try BrokerConfiguration(
+            vaultAddress: list, vaultKeyPath: "transit/keys/kek", roleID: "role", secretIDPath: "/etc/kms/secret-id"
+        ).validated().vaultAddresses
+    }
+
+    @Test func oneAddressIsAListOfOne() throws {
+        let checked = try BrokerConfiguration(
+            vaultAddress: "https://vault.example:8200/", vaultKeyPath: "transit/keys/kek", roleID: "role",
+            secretIDPath: "/etc/kms/secret-id"
+        ).validated()
+        #expect(checked.vaultAddresses == ["https://vault.example:8200"])
+        #expect(checked.vaultAddress == "https://vault.example:8200")
+    }
+
+    @Test func aCommaSeparatedListKeepsItsOrderAndTheFirstIsTheAddress() throws {
+        let list = "https://a.example:8200, https://b.example:8200/ ,http://10.0.0.3:8200"
+        #expect(try addresses(list) == ["https://a.example:8200", "https://b.example:8200", "http://10.0.0.3:8200"])
+        let checked = try BrokerConfiguration(
+            vaultAddress: list, vaultKeyPath: "transit/keys/kek", roleID: "role", secretIDPath: "/etc/kms/secret-id"
+        ).validated()
+        #expect(checked.vaultAddress == "https://a.example:8200")
+    }
+
+    @Test(arguments: [
+        ("https://a:8200,,https://b:8200", "empty entry"), ("https://a:8200,", "empty entry"),
+        ("https://a:8200,https://a:8200/", "listed twice"), ("https://a:8200,ftp://b", "must start with http"),
+        ((1...9).map { "https://n\($0):8200" }.joined(separator: ","), "at most 8"),
+    ])
+    func badAddressListsAreRefusedByName(list: String, message: String) {
+        #expect {
+            try addresses(list)
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+
     @Test func validationNormalisesAndChecksTheRest() throws {
         let configuration = BrokerConfiguration(
             vaultAddress: "https://vault.example:8200/", vaultKeyPath: "transit/keys/kek", roleID: "role",

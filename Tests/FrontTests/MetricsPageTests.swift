@@ -125,3 +125,31 @@ struct MetricsPageTests {
         #expect(PrometheusText.seconds(micros: 0) == "0")
     }
 }
+
+/// `--vault-address a,b,c`: one bounded `index` label per configured address, 1 on the one in use.
+struct MetricsPageAddressTests {
+    private func page(_ values: [BrokerMetricID: UInt64]) -> String {
+        var figures = MetricsFigures(frontVersion: "0.1.0")
+        figures.broker = MetricsAnswer(code: .ok, opensslVersion: "OpenSSL 3", values: values)
+        return MetricsPage.render(figures)
+    }
+
+    @Test func theAddressInUseIsMarkedByIndexAndFailoversAreCounted() {
+        let text = page([.vaultAddressCount: 3, .vaultAddressIndex: 1, .vaultAddressFailovers: 2])
+        #expect(text.contains("vault_kube_kms_vault_address_in_use{index=\"0\"} 0\n"))
+        #expect(text.contains("vault_kube_kms_vault_address_in_use{index=\"1\"} 1\n"))
+        #expect(text.contains("vault_kube_kms_vault_address_in_use{index=\"2\"} 0\n"))
+        #expect(!text.contains("index=\"3\""))
+        #expect(text.contains("vault_kube_kms_vault_address_failovers_total 2\n"))
+    }
+
+    @Test func aBrokenCountNeverMakesMoreThanEightSeries() {
+        let text = page([.vaultAddressCount: 1_000_000, .vaultAddressIndex: 0])
+        let series = text.split(separator: "\n").filter { $0.hasPrefix("vault_kube_kms_vault_address_in_use{") }
+        #expect(series.count == 8)
+    }
+
+    @Test func noAddressFiguresNoAddressFamily() {
+        #expect(!page([.vaultLoginTotal: 1]).contains("vault_kube_kms_vault_address_in_use"))
+    }
+}
