@@ -88,7 +88,9 @@ public struct BrokerConfiguration: Sendable {
     /// namespaces as nil). Messages name the flag's meaning and never contain a secret.
     public func validated() throws(ConfigurationError) -> BrokerConfiguration {
         var copy = self
-        copy.vaultAddresses = try Self.validateAddresses(vaultAddress)
+        // Validating a validated copy again keeps its list (its `vaultAddress` is the first only).
+        copy.vaultAddresses = try Self.validateAddresses(
+            vaultAddresses.isEmpty ? vaultAddress : vaultAddresses.joined(separator: ","))
         copy.vaultAddress = copy.vaultAddresses[0]
         _ = try TransitKeyPath(parsing: vaultKeyPath)
         try Self.validateMount(authMount, what: "auth mount")

@@ -47,6 +47,8 @@ struct BrokerConfigurationTests {
             vaultAddress: list, vaultKeyPath: "transit/keys/kek", roleID: "role", secretIDPath: "/etc/kms/secret-id"
         ).validated()
         #expect(checked.vaultAddress == "https://a.example:8200")
+        // The broker validates the configuration main validated: the list survives.
+        #expect(try checked.validated().vaultAddresses == checked.vaultAddresses)
     }
 
     @Test(arguments: [
