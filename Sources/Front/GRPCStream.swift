@@ -13,6 +13,10 @@ final class GRPCStream {
     var timeout: String?
     /// Bytes of the request header list, counted as HTTP/2 does (name + value + 32 per field).
     var headerListBytes = 0
+    /// RFC 9113 request rules (nghttp2's HTTP messaging checks, any `:authority` accepted).
+    var rules = HTTP2RequestRules()
+    /// A rule was broken: the stream is reset with PROTOCOL_ERROR and nothing else happens.
+    var malformed = false
     var headersComplete = false
     /// The client has sent END_STREAM.
     var requestComplete = false

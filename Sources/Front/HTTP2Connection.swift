@@ -87,6 +87,10 @@ final class HTTP2Connection {
         defer { nghttp2_option_del(option) }
         // Closed streams are not kept for the RFC 7540 priority tree: nothing here uses priorities.
         nghttp2_option_set_no_closed_streams(option, 1)
+        // nghttp2's HTTP messaging checks refuse an `:authority` that is not a URI authority (a
+        // grpc-go client sends the socket path); HTTP2RequestRules applies the same checks but
+        // that one, per stream (`header`, `dataChunk`, `frameReceived`).
+        nghttp2_option_set_no_http_messaging(option, 1)
         var created: OpaquePointer?
         let userData = Unmanaged.passUnretained(self).toOpaque()
         guard nghttp2_session_server_new2(&created, callbacks, userData, option) == 0, let created else {
@@ -283,11 +287,17 @@ final class HTTP2Connection {
         streams[streamID] = GRPCStream(id: streamID, startNanos: EventLoop.nowNanos())
     }
 
-    /// Records the headers the front uses; false refuses the header list (too large).
+    /// Records the headers the front uses; false refuses the header list (too large). A field
+    /// that breaks the request rules marks the stream malformed (reset when its HEADERS end).
     func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let stream = streams[streamID] else { return true }
         stream.headerListBytes += name.count + value.count + 32
         guard stream.headerListBytes <= Self.maxHeaderListBytes else { return false }
+        guard !stream.malformed else { return true }
+        guard stream.rules.field(name: name, value: value, isTrailer: stream.headersComplete) else {
+            stream.malformed = true
+            return true
+        }
         guard !stream.headersComplete else { return true }  // request trailers: ignored
         let text = String(decoding: value, as: UTF8.self)
         if name.elementsEqual(":method".utf8) {
@@ -303,7 +313,9 @@ final class HTTP2Connection {
     }
 
     func dataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) {
-        guard let stream = streams[streamID], stream.headersComplete, !stream.answered else { return }
+        guard let stream = streams[streamID], !stream.malformed else { return }
+        guard stream.rules.data(count: bytes.count) else { return refuseMalformed(stream) }
+        guard stream.headersComplete, !stream.answered else { return }
         do throws(GRPCStatus) {
             try stream.body.append(bytes)
         } catch {
@@ -313,13 +325,21 @@ final class HTTP2Connection {
 
     func frameReceived(type: UInt8, flags: UInt8, streamID: Int32, isRequestHeaders: Bool) {
         if UInt32(type) == NGHTTP2_SETTINGS.rawValue { handshakeDone = true }
-        guard let stream = streams[streamID] else { return }
+        guard let stream = streams[streamID], !stream.answered || !stream.malformed else { return }
+        let isHeaders = UInt32(type) == NGHTTP2_HEADERS.rawValue
+        let endsStream = UInt32(flags) & NGHTTP2_FLAG_END_STREAM.rawValue != 0
+        if isHeaders {
+            // Request HEADERS lacking a required field, or trailers that do not end the stream.
+            let complete = isRequestHeaders ? stream.rules.headersAreComplete() : endsStream
+            if stream.malformed || !complete { return refuseMalformed(stream) }
+        }
         if isRequestHeaders {
             stream.headersComplete = true
             delegate?.connection(self, didReceiveHeadersOf: stream)
         }
-        let carriesEndStream = UInt32(type) == NGHTTP2_DATA.rawValue || UInt32(type) == NGHTTP2_HEADERS.rawValue
-        guard carriesEndStream, UInt32(flags) & NGHTTP2_FLAG_END_STREAM.rawValue != 0 else { return }
+        let carriesEndStream = UInt32(type) == NGHTTP2_DATA.rawValue || isHeaders
+        guard carriesEndStream, endsStream else { return }
+        guard stream.rules.endOfStreamIsValid() else { return refuseMalformed(stream) }
         stream.requestComplete = true
         guard !stream.answered else { return }
         do throws(GRPCStatus) {
@@ -328,6 +348,15 @@ final class HTTP2Connection {
         } catch {
             delegate?.connection(self, stream: stream, failedWith: error)
         }
+    }
+
+    /// A request that breaks the HTTP/2 request rules: RST_STREAM PROTOCOL_ERROR, as nghttp2
+    /// answers it; the call (if it was already announced) is closed with the stream.
+    private func refuseMalformed(_ stream: GRPCStream) {
+        guard !(stream.malformed && stream.answered) else { return }
+        stream.malformed = true
+        stream.answered = true
+        resetStream(stream.id, code: NGHTTP2_PROTOCOL_ERROR)
     }
 
     func frameSent(type: UInt8, flags: UInt8, streamID: Int32) {
