@@ -43,6 +43,9 @@ public struct BrokerConfiguration: Sendable {
     public var tlsSkipVerify: Bool
     /// Refuse to serve unless `sys/license/status` says Vault Enterprise.
     public var requireEnterprise: Bool
+    /// An explicit proxy for Vault calls (`--vault-proxy`, logged at start). Without it no proxy
+    /// is used, whatever the environment says.
+    public var vaultProxy: String?
     /// Warnings found while parsing (deprecated flags), logged by the broker at start.
     public var warnings: [String] = []
 
@@ -109,6 +112,7 @@ public struct BrokerConfiguration: Sendable {
         guard (copy.tlsClientCertFile == nil) == (copy.tlsClientKeyFile == nil) else {
             throw ConfigurationError("--tls-client-cert and --tls-client-key must be given together")
         }
+        copy.vaultProxy = try Self.validateProxy(vaultProxy)
         let usesTLSOptions = copy.caFile != nil || copy.tlsServerName != nil || copy.tlsClientCertFile != nil
         if usesTLSOptions || tlsSkipVerify, copy.vaultAddresses.allSatisfy({ $0.hasPrefix("http://") }) {
             copy.warnings.append("TLS options are set but the Vault address is http://: they have no effect")
@@ -175,6 +179,23 @@ public struct BrokerConfiguration: Sendable {
             )
         }
         return trimmed
+    }
+
+    /// `--vault-proxy`: `http://`, `https://`, `socks5://` or `socks5h://` and host[:port], no
+    /// user info (credentials would end up in logs), no path.
+    static func validateProxy(_ proxy: String?) throws(ConfigurationError) -> String? {
+        guard var proxy, !proxy.isEmpty else { return nil }
+        while proxy.hasSuffix("/") { proxy.removeLast() }
+        guard let scheme = ["http://", "https://", "socks5://", "socks5h://"].first(where: { proxy.hasPrefix($0) }),
+            case let rest = proxy.dropFirst(scheme.count), !rest.isEmpty,
+            !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), !rest.contains("#"),
+            rest.unicodeScalars.allSatisfy(isPrintableASCII)
+        else {
+            throw ConfigurationError(
+                "--vault-proxy must be http://, https://, socks5:// or socks5h:// host[:port] without path or user info"
+            )
+        }
+        return proxy
     }
 
     /// A DNS name (or IP literal) for SNI and verification: letters, digits, `-`, `.`, `:`.

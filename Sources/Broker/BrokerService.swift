@@ -52,14 +52,7 @@ public final class BrokerService {
         try Self.checkSecretIDFile(checked.secretIDPath)
         var transports: [any VaultTransport] = []
         for address in checked.vaultAddresses {
-            transports.append(
-                try CurlMultiTransport(
-                    loop: loop,
-                    options: .init(
-                        baseURL: address, caFile: checked.caFile,
-                        connectTimeoutMillis: checked.connectTimeoutMillis, serverName: checked.tlsServerName,
-                        clientCertFile: checked.tlsClientCertFile, clientKeyFile: checked.tlsClientKeyFile,
-                        skipVerify: checked.tlsSkipVerify)))
+            transports.append(try CurlMultiTransport(loop: loop, options: .init(checked, baseURL: address)))
         }
         let transport = FailoverTransport(
             loop: loop, addresses: checked.vaultAddresses, transports: transports, logger: logger)
@@ -131,6 +124,7 @@ public final class BrokerService {
                 "auth_namespace": "\(configuration.effectiveAuthNamespace ?? "")",
                 "tls_sni": "\(configuration.tlsServerName ?? "")",
                 "tls_client_cert": "\(configuration.tlsClientCertFile != nil)",
+                "proxy": "\(configuration.vaultProxy ?? "none")",
                 "openssl": "\(tls.openSSLVersion)", "fips_provider": "\(tls.fipsProviderAvailable)",
                 "fips_default": "\(tls.fipsEnabledByDefault)",
             ])
@@ -138,6 +132,11 @@ public final class BrokerService {
             logger.warning("broker.config.warning", metadata: ["reason": "\(warning)"])
         }
         warnIfSkippingVerification()
+        if let proxy = configuration.vaultProxy {
+            logger.warning(
+                "broker.vault.proxy",
+                metadata: ["proxy": "\(proxy)", "reason": "--vault-proxy: every Vault call goes through this proxy"])
+        }
         tokens.start()
         keyProbe.startPeriodic()
         deepProbe.startPeriodic()

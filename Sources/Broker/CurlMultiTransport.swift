@@ -25,6 +25,9 @@ public final class CurlMultiTransport: VaultTransport {
         public var clientKeyFile: String?
         /// Development only: no verification of Vault's certificate or host name.
         public var skipVerify: Bool
+        /// The proxy for every request; nil: none, whatever `http_proxy`/`HTTPS_PROXY`/
+        /// `ALL_PROXY`/`NO_PROXY` say (each handle sets CURLOPT_PROXY and CURLOPT_NOPROXY).
+        public var proxy: String?
 
         public init(
             baseURL: String, caFile: String? = nil, connectTimeoutMillis: Int = 5000, serverName: String? = nil,
@@ -45,6 +48,16 @@ public final class CurlMultiTransport: VaultTransport {
         var requestBaseURL: String {
             guard let serverName, let target = HostPort(baseURL: baseURL) else { return baseURL }
             return "\(target.scheme)://\(serverName.contains(":") ? "[\(serverName)]" : serverName):\(target.port)"
+        }
+
+        /// The options of `configuration`, for the Vault at `baseURL` (default: the first address).
+        public init(_ configuration: BrokerConfiguration, baseURL: String? = nil) {
+            self.init(
+                baseURL: baseURL ?? configuration.vaultAddress, caFile: configuration.caFile,
+                connectTimeoutMillis: configuration.connectTimeoutMillis, serverName: configuration.tlsServerName,
+                clientCertFile: configuration.tlsClientCertFile, clientKeyFile: configuration.tlsClientKeyFile,
+                skipVerify: configuration.tlsSkipVerify)
+            proxy = configuration.vaultProxy
         }
 
         /// `name:port:host:port` for CURLOPT_CONNECT_TO, when an SNI name is set.

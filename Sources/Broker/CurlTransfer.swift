@@ -46,6 +46,10 @@ final class CurlTransfer {
         set(CURLOPT_NOSIGNAL, 1)
         set(CURLOPT_PROTOCOLS_STR, "http,https")
         set(CURLOPT_FOLLOWLOCATION, 0)
+        // Never a proxy from the environment: "" disables proxies, NOPROXY set explicitly keeps
+        // libcurl from reading NO_PROXY. Only --vault-proxy names one.
+        set(CURLOPT_PROXY, options.proxy ?? "")
+        set(CURLOPT_NOPROXY, options.proxy == nil ? "*" : "")
         set(CURLOPT_TIMEOUT_MS, timeoutMillis)
         set(CURLOPT_CONNECTTIMEOUT_MS, max(1, min(options.connectTimeoutMillis, timeoutMillis)))
         set(CURLOPT_TCP_KEEPALIVE, 1)

@@ -12,13 +12,7 @@ final class PreflightVault {
 
     init(configuration: BrokerConfiguration, loop: EventLoop) throws(ConfigurationError) {
         self.loop = loop
-        transport = try CurlMultiTransport(
-            loop: loop,
-            options: .init(
-                baseURL: configuration.vaultAddress, caFile: configuration.caFile,
-                connectTimeoutMillis: configuration.connectTimeoutMillis, serverName: configuration.tlsServerName,
-                clientCertFile: configuration.tlsClientCertFile, clientKeyFile: configuration.tlsClientKeyFile,
-                skipVerify: configuration.tlsSkipVerify))
+        transport = try CurlMultiTransport(loop: loop, options: .init(configuration))
         timeoutMillis = configuration.requestTimeoutMillis
         namespace = configuration.vaultNamespace
         authNamespace = configuration.effectiveAuthNamespace

@@ -70,6 +70,8 @@ public struct GRPCUnixClient {
         set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
         set(CURLOPT_PROTOCOLS_STR, "http")
         set(CURLOPT_NOSIGNAL, 1)
+        set(CURLOPT_PROXY, "")  // a Unix socket, never a proxy from the environment
+        set(CURLOPT_NOPROXY, "*")
         set(CURLOPT_TIMEOUT_MS, timeoutMillis)
         set(CURLOPT_POST, 1)
         set(CURLOPT_POSTFIELDSIZE, body.count)

@@ -54,6 +54,7 @@ struct BrokerSplitCommand: ParsableCommand {
             throw ConfigurationError("--allowed-front-uid or --allowed-front-gid is required")
         }
         let configuration = try vault.configuration()
+        StartupEnvironment.scrub(logger: logger)
         let loop = try wrap { () throws(SystemError) in try EventLoop() }
         let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
         let (listenFD, boundPath, socketName) = try openListener()

@@ -20,6 +20,7 @@ struct PreflightCommand: ParsableCommand {
         do {
             let configuration = try vault.configuration()
             let address = try Flags.resolve(listenAddress, "listen-address").map(ListenAddress.init(parsing:))
+            StartupEnvironment.scrub(logger: nil)
             report = try Preflight(configuration: configuration, listenAddress: address).run()
         } catch {
             print("FAIL  configuration  \(error.description)")

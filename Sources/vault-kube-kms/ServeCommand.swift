@@ -67,6 +67,7 @@ struct ServeCommand: ParsableCommand {
             logger.warning("front.same_user", metadata: ["reason": "--insecure-same-user: no privilege separation"])
         }
 
+        StartupEnvironment.scrub(logger: logger)
         let loop = try wrap { () throws(SystemError) in try EventLoop() }
         let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
         if case .path(let path) = address { try SocketDirectory.check(socketPath: path) }

@@ -48,6 +48,10 @@ struct VaultOptions: ParsableArguments {
     var deepCheckInterval: String?
     @Flag(help: "Refuse to serve unless Vault reports an Enterprise license.")
     var requireEnterprise = false
+    @Option(
+        help: "Proxy for Vault calls, http(s):// or socks5(h)://host:port (default none; http_proxy etc. are ignored)."
+    )
+    var vaultProxy: String?
 
     /// The validated broker configuration these flags describe.
     func configuration() throws(ConfigurationError) -> BrokerConfiguration {
@@ -78,6 +82,7 @@ struct VaultOptions: ParsableArguments {
             tlsClientKeyFile: Flags.resolve(tlsClientKey, "tls-client-key"),
             tlsSkipVerify: tlsSkipVerify || Flags.bool("tls-skip-verify"),
             requireEnterprise: requireEnterprise || Flags.bool("require-enterprise"))
+        configuration.vaultProxy = Flags.resolve(vaultProxy, "vault-proxy")
         return try configuration.validated()
     }
 }

@@ -98,3 +98,37 @@ struct BrokerConfigurationTests {
         #expect(!refused { $0.vaultNamespace = "team-a/child" })
     }
 }
+
+/// Issue 13 finding 3: `--vault-proxy` is the only way to a proxy, and it carries no credentials.
+struct VaultProxyConfigurationTests {
+    static func configuration(proxy: String?) -> BrokerConfiguration {
+        var configuration = BrokerConfiguration(
+            vaultAddress: "https://vault.example:8200", vaultKeyPath: "transit/keys/kek", roleID: "role",
+            secretIDPath: "/etc/secret-id")
+        configuration.vaultProxy = proxy
+        return configuration
+    }
+
+    @Test(arguments: ["http://proxy:3128", "https://proxy.example:443/", "socks5h://127.0.0.1:1080"])
+    func proxyURLsAreAccepted(proxy: String) throws {
+        let checked = try Self.configuration(proxy: proxy).validated()
+        #expect(checked.vaultProxy == (proxy.hasSuffix("/") ? String(proxy.dropLast()) : proxy))
+        #expect(CurlMultiTransport.Options(checked).proxy == checked.vaultProxy)
+    }
+
+    @Test(arguments: ["proxy:3128", "ftp://proxy", "http://user:secret@proxy:3128", "http://proxy/path", "http://"])
+    func otherProxyValuesAreRefusedWithoutEchoingThem(proxy: String) {
+        #expect {
+            _ = try Self.configuration(proxy: proxy).validated()
+        } throws: { error in
+            "\(error)".hasPrefix("--vault-proxy must be") && !"\(error)".contains("secret")
+        }
+    }
+
+    @Test func withoutTheFlagThereIsNoProxy() throws {
+        let checked = try Self.configuration(proxy: nil).validated()
+        #expect(checked.vaultProxy == nil)
+        #expect(CurlMultiTransport.Options(checked).proxy == nil)
+        #expect(try Self.configuration(proxy: "").validated().vaultProxy == nil)
+    }
+}
