@@ -115,6 +115,15 @@ class OpenBaoServer:
                 last_error = taken
         raise RuntimeError(f"OpenBao did not start: {last_error}")
 
+    @classmethod
+    def attach(cls, address, root_token):
+        """An OpenBaoServer for a plain-HTTP server started elsewhere (API calls only: it cannot be
+        stopped or restarted from here)."""
+        server = cls.__new__(cls)
+        server.address, server.root_token, server.tls, server.ca, server.proc = address, root_token, None, None, None
+        server.audit_path = None
+        return server
+
     # -- process --------------------------------------------------------------------------------
 
     def _config_text(self):

@@ -11,6 +11,7 @@ import hvac
 import pytest
 
 import kmsclient
+import openbao
 import vaultenv
 from plugin import Plugin
 
@@ -155,3 +156,39 @@ def test_plugin_serves_healthy_with_the_credentials_setup_wrote(server, configur
         assert decrypted.plaintext == b"k" * 32
     finally:
         running.stop()
+
+
+def _configured_state(server):
+    root = hvac.Client(url=server.address, token=server.root_token)
+    key = root.secrets.transit.read_key(name="kube-kek")["data"]
+    role = root.auth.approle.read_role("vault-kube-kms")["data"]
+    return {
+        "key": {name: key[name] for name in ("type", "deletion_allowed", "exportable", "auto_rotate_period",
+                                              "allow_plaintext_backup", "latest_version")},
+        "role": {name: role[name] for name in ("token_policies", "token_ttl", "token_max_ttl", "secret_id_ttl",
+                                                "secret_id_num_uses", "token_type", "bind_secret_id")},
+        "policy": policy_rules(root.sys.read_policy("vault-kube-kms")["data"]["rules"]),
+    }
+
+
+@pytest.mark.skipif(vaultenv.mode() != "openbao", reason="starts two OpenBao servers of its own")
+def test_the_real_bao_cli_configures_openbao_exactly_as_the_http_path(tmp_path):
+    """`make run` configures its OpenBao with VAULT_CLI=bao: the same key, role and policy as the
+    curl path the rest of this module uses, and credentials that log in."""
+    states = {}
+    for cli in ("http", openbao.bao_binary()):
+        fresh = openbao.OpenBaoServer(str(tmp_path / os.path.basename(cli)))
+        try:
+            out = str(tmp_path / os.path.basename(cli) / "credentials")
+            result = run_setup(fresh, out, VAULT_CLI=cli, HOME=str(tmp_path))
+            assert result.returncode == 0, result.stderr
+            states[cli] = _configured_state(fresh)
+            login = hvac.Client(url=fresh.address).auth.approle.login(
+                role_id=open(os.path.join(out, "role-id")).read().strip(),
+                secret_id=open(os.path.join(out, "secret-id")).read().strip())
+            assert "vault-kube-kms" in login["auth"]["token_policies"]
+        finally:
+            fresh.stop()
+    http_state, bao_state = states.values()
+    assert bao_state == http_state
+    assert bao_state["policy"] == EXPECTED_RULES

@@ -12,10 +12,11 @@
 # KMS_ROLE_NAME (vault-kube-kms), KMS_POLICY_NAME (vault-kube-kms), KMS_AUTO_ROTATE (2160h),
 # KMS_OUTPUT_DIR (./vault-kube-kms-credentials), KMS_UPSERT=1 for the create-on-encrypt variant.
 #
+# VAULT_CLI names the CLI to use instead of `vault`: OpenBao's `bao` takes the same commands and
+# reads VAULT_ADDR/VAULT_TOKEN (`make run` configures its OpenBao dev server with VAULT_CLI=bao).
 # Without a `vault` binary on PATH (or with VAULT_CLI=http) the same calls go to Vault's HTTP API
 # with curl (and python3 for JSON), with the methods the CLI uses (read: GET, write and policy
-# write: PUT, secrets/auth enable: POST): this is how the test suite runs this very script
-# against the Vault simulator.
+# write: PUT, secrets/auth enable: POST): the test suite runs this very script both ways.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -30,11 +31,11 @@ out="${KMS_OUTPUT_DIR:-./vault-kube-kms-credentials}"
 
 # --- the Vault CLI, or its HTTP equivalent --------------------------------------------------
 vault() {
-  if [ "${VAULT_CLI:-}" != http ] && type -P vault >/dev/null; then
-    command vault "$@"
-  else
-    vault_http "$@"
-  fi
+  case "${VAULT_CLI:-}" in
+    http) vault_http "$@" ;;
+    "") if type -P vault >/dev/null; then command vault "$@"; else vault_http "$@"; fi ;;
+    *) command "$VAULT_CLI" "$@" ;;
+  esac
 }
 
 # curl_vault METHOD PATH [JSON]: prints the answer body, fails with Vault's errors on stderr.
