@@ -93,16 +93,10 @@ public struct Preflight {
                 "socket.directory", .warn,
                 "abstract socket @\(name) has no file permissions: any process in the network namespace can connect")
         case .path(let path):
-            let directory = Self.directory(of: path)
-            var info = stat()
-            guard stat(directory, &info) == 0 else {
-                report.add("socket.directory", .fail, "\(directory) does not exist or cannot be inspected")
-                return
-            }
             report.add(
                 PreflightDecisions.socketDirectory(
-                    path: directory, isDirectory: info.st_mode & S_IFMT == S_IFDIR, mode: UInt32(info.st_mode),
-                    ownerUID: info.st_uid, euid: geteuid()))
+                    path: Self.directory(of: path),
+                    verdict: Result { () throws(ConfigurationError) in try SocketDirectory.check(socketPath: path) }))
         }
     }
 

@@ -1,3 +1,5 @@
+import KMSRuntime
+
 /// The pure decisions of `vault-kube-kms preflight`: each takes facts already read from the file
 /// system or Vault and returns a verdict. No I/O here, so every threshold is unit-tested.
 enum PreflightDecisions {
@@ -261,33 +263,22 @@ enum PreflightDecisions {
 
     // MARK: local files
 
-    /// Judges the directory that will hold the KMS socket by the rule the broker applies at bind
-    /// time (`KMSRuntime.SocketDirectory`): group- or world-writable is refused unless the
-    /// directory is sticky and owned by root or this user; such a shared directory is still only
-    /// a warning here, since a dedicated one is better.
-    static func socketDirectory(path: String, isDirectory: Bool, mode: UInt32, ownerUID: UInt32, euid: UInt32)
+    /// The directory that will hold the KMS socket, judged by the very rule the broker applies
+    /// at bind time (`KMSRuntime.SocketDirectory.check`): what it refuses fails here.
+    static func socketDirectory(path: String, verdict: Result<SocketDirectory.Verdict, ConfigurationError>)
         -> PreflightResult
     {
-        guard isDirectory else { return PreflightResult("socket.directory", .fail, "\(path) is not a directory") }
-        let permissions = mode & 0o7777
-        let sticky = permissions & 0o1000 != 0
-        let ownerIsTrusted = ownerUID == 0 || ownerUID == euid
-        if permissions & 0o022 != 0 {
-            guard sticky && ownerIsTrusted else {
-                return PreflightResult(
-                    "socket.directory", .fail,
-                    "\(path) is writable by group or others (mode \(octal(permissions))): anyone there can replace the socket; the broker refuses it"
-                )
-            }
+        switch verdict {
+        case .success(.privateDirectory):
             return PreflightResult(
-                "socket.directory", .warn,
-                "\(path) is a shared sticky directory (mode \(octal(permissions))); use a dedicated 0755 directory")
-        }
-        if !ownerIsTrusted {
+                "socket.directory", .pass, "\(path) and every directory above it: writable only by root or this user")
+        case .success(.podVolume(let reason)):
             return PreflightResult(
-                "socket.directory", .warn, "\(path) is owned by uid \(ownerUID), neither root nor this user")
+                "socket.directory", .pass,
+                "\(path) is \(reason); accepted: only this Pod's containers can write it")
+        case .failure(let error):
+            return PreflightResult("socket.directory", .fail, "\(error.description); the broker refuses it")
         }
-        return PreflightResult("socket.directory", .pass, "\(path) mode \(octal(permissions)), owner uid \(ownerUID)")
     }
 
     /// After `SecretIDFile.load` accepted the file: 0400 is the recommendation, 0600 works.

@@ -71,7 +71,7 @@ final class FrontServer {
         }
 
         let (listenFD, boundPath) = try Self.openListener(
-            configuration.listen, mode: configuration.socketMode, group: configuration.socketGroup)
+            configuration.listen, mode: configuration.socketMode, group: configuration.socketGroup, logger: logger)
         self.boundPath = boundPath
         var brokerFD: Int32 = -1
         if case .inheritedFD = configuration.broker {
@@ -210,7 +210,7 @@ final class FrontServer {
 
     /// The listening KMS socket: adopted (never bound or unlinked by the front) or bound here.
     private static func openListener(
-        _ endpoint: FrontConfiguration.ListenEndpoint, mode: mode_t, group: gid_t?
+        _ endpoint: FrontConfiguration.ListenEndpoint, mode: mode_t, group: gid_t?, logger: Logger
     ) throws(ConfigurationError) -> (
         fd: Int32, boundPath: String?
     ) {
@@ -228,7 +228,7 @@ final class FrontServer {
                 _ = fcntl(socket.fd, F_SETFD, FD_CLOEXEC)
                 return (socket.fd, nil)
             }
-            if case .path(let path) = address { try SocketDirectory.check(socketPath: path) }
+            if case .path(let path) = address { try SocketDirectory.check(socketPath: path, logger: logger) }
             let fd = try SocketListener.listen(at: address, options: SocketListener.Options(mode: mode, groupID: group))
             if case .path(let path) = address { return (fd, path) }
             return (fd, nil)

@@ -57,7 +57,7 @@ struct BrokerSplitCommand: ParsableCommand {
         StartupEnvironment.scrub(logger: logger)
         let loop = try wrap { () throws(SystemError) in try EventLoop() }
         let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
-        let (listenFD, boundPath, socketName) = try openListener()
+        let (listenFD, boundPath, socketName) = try openListener(logger: logger)
 
         let listener = SplitListener(fd: listenFD, loop: loop, logger: logger, policy: policy) { fd, closed in
             service.attachFront(fd: fd, onHello: { logger.info("front.ready") }, onClose: closed)
@@ -113,7 +113,9 @@ struct BrokerSplitCommand: ParsableCommand {
     }
 
     /// The socket-activated SOCK_SEQPACKET socket if there is one, else the socket bound here.
-    private func openListener() throws(ConfigurationError) -> (fd: Int32, boundPath: String?, description: String) {
+    private func openListener(logger: Logger) throws(ConfigurationError) -> (
+        fd: Int32, boundPath: String?, description: String
+    ) {
         let seqpacket = Int32(SOCK_SEQPACKET.rawValue)
         if let inherited = SocketActivation.listeningSocket(
             of: seqpacket, in: SocketActivation.inheritedSockets(), preferredName: "broker")
@@ -124,7 +126,7 @@ struct BrokerSplitCommand: ParsableCommand {
         let address = try ListenAddress(parsing: Flags.required(brokerListenAddress, "broker-listen-address"))
         let mode = try SocketOptions.parseMode(Flags.resolve(brokerSocketMode, "broker-socket-mode") ?? "0660")
         let group = try Flags.resolve(brokerSocketGroup, "broker-socket-group").map(SocketOptions.resolveGroup)
-        if case .path(let path) = address { try SocketDirectory.check(socketPath: path) }
+        if case .path(let path) = address { try SocketDirectory.check(socketPath: path, logger: logger) }
         let fd = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group, type: seqpacket))
         if case .path(let path) = address { return (fd, path, address.description) }
         return (fd, nil, address.description)

@@ -70,7 +70,7 @@ struct ServeCommand: ParsableCommand {
         StartupEnvironment.scrub(logger: logger)
         let loop = try wrap { () throws(SystemError) in try EventLoop() }
         let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
-        if case .path(let path) = address { try SocketDirectory.check(socketPath: path) }
+        if case .path(let path) = address { try SocketDirectory.check(socketPath: path, logger: logger) }
         let listenFD = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group))
         var frontArguments = ["--broker-fd", "3", "--listen-fd", "4", "--log-level", logging.level.rawValue]
         frontArguments += ["--log-format", logging.format.rawValue]

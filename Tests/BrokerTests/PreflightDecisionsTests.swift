@@ -1,3 +1,4 @@
+import KMSRuntime
 import Testing
 
 @testable import Broker
@@ -179,20 +180,15 @@ struct PreflightServerAndFileTests {
         #expect(PreflightDecisions.namespace(nil, isCommunity: true, keyReadable: true).outcome == .pass)
     }
 
-    @Test func aSocketDirectoryOthersCanWriteFailsAsTheBrokerWouldRefuseIt() {
-        func judge(_ mode: UInt32, owner: UInt32 = 0) -> PreflightOutcome {
-            PreflightDecisions.socketDirectory(
-                path: "/run/kms", isDirectory: true, mode: mode, ownerUID: owner, euid: 5
-            )
-            .outcome
+    @Test func theSocketDirectoryIsJudgedByTheBrokersOwnRule() {
+        func judge(_ verdict: Result<SocketDirectory.Verdict, ConfigurationError>) -> PreflightResult {
+            PreflightDecisions.socketDirectory(path: "/run/kms", verdict: verdict)
         }
-        #expect(judge(0o777) == .fail)
-        #expect(judge(0o775) == .fail)
-        #expect(judge(0o1777, owner: 7) == .fail)
-        #expect(judge(0o1777) == .warn)
-        #expect(judge(0o755) == .pass)
-        #expect(judge(0o755, owner: 7) == .warn)
-        #expect(judge(0o755, owner: 5) == .pass)
+        #expect(judge(.success(.privateDirectory)).outcome == .pass)
+        let pod = judge(.success(.podVolume("a tmpfs mounted here alone")))
+        #expect(pod.outcome == .pass && pod.detail.contains("a tmpfs mounted here alone"))
+        let refused = judge(.failure(ConfigurationError("socket directory /run/kms (mode 777) is writable")))
+        #expect(refused.outcome == .fail && refused.detail.contains("the broker refuses it"))
     }
 
     @Test func anOwnerWritableSecretIDFileWarns() {
