@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // C where C is required: fork -> drop privileges -> exec (async-signal-safe), prctl.
         .target(name: "CSpawn"),
+        // C for the front's sandbox: raw landlock_*/seccomp system calls and the BPF allow list.
+        .target(name: "CSandbox", exclude: ["front_syscalls.inc"]),
 
         .target(name: "KMSCore", swiftSettings: strict),
         .target(
@@ -41,7 +43,7 @@ let package = Package(
         .target(
             name: "Front",
             dependencies: [
-                "KMSCore", "KMSRuntime", "KMSv2API", "CNGHTTP2",
+                "KMSCore", "KMSRuntime", "KMSv2API", "CNGHTTP2", "CSandbox",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -49,7 +51,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn",
+                "KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn", "CSandbox",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -60,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "vault-kube-kms",
             dependencies: [
-                "Broker", "KMSRuntime", "CSpawn", "KMSProbe",
+                "Broker", "KMSRuntime", "CSpawn", "CSandbox", "KMSProbe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

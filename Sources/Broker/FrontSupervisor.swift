@@ -138,6 +138,7 @@ public final class FrontSupervisor {
         switch options.plan {
         case .switchUser(let user): "\(user)"
         case .sameUserInsecure: "same-user-insecure"
+        case .oneUID(let uid): "one-uid (uid \(uid), sandbox required)"
         }
     }
 

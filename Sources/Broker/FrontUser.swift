@@ -45,10 +45,29 @@ public enum FrontPrivilegePlan: Equatable, Sendable {
     case switchUser(FrontUser)
     /// Development only (`--insecure-same-user`): the front runs under the broker's own uid.
     case sameUserInsecure
+    /// `--one-uid` (a non-root container, a plain user): the front runs under the broker's own
+    /// uid and the kernel separates them: the front's sandbox is required (Landlock ABI >= 6 and
+    /// seccomp, `--sandbox required`), the broker is non-dumpable with no core dumps.
+    case oneUID(uid_t)
 
     public static func decide(
-        user: FrontUser, brokerEUID: uid_t, insecureSameUser: Bool
+        user: FrontUser?, brokerEUID: uid_t, insecureSameUser: Bool, oneUID: Bool = false
     ) throws(ConfigurationError) -> FrontPrivilegePlan {
+        if oneUID {
+            guard brokerEUID != 0 else {
+                throw ConfigurationError(
+                    "--one-uid would run the front as root; as root the broker starts it as --front-user instead")
+            }
+            guard !insecureSameUser else {
+                throw ConfigurationError("--one-uid and --insecure-same-user are mutually exclusive")
+            }
+            if let user, user.uid != brokerEUID {
+                throw ConfigurationError(
+                    "--one-uid runs the front as uid \(brokerEUID); --front-user \(user) contradicts it")
+            }
+            return .oneUID(brokerEUID)
+        }
+        let user = user ?? FrontUser(uid: 65534, gid: 65534, name: "nobody")
         if brokerEUID == 0 {
             guard user.uid != 0 else { throw ConfigurationError("refusing to run the front as root; set --front-user") }
             return .switchUser(user)
@@ -57,7 +76,7 @@ public enum FrontPrivilegePlan: Equatable, Sendable {
             throw ConfigurationError(
                 "the broker runs as uid \(brokerEUID) without the privilege to start the front as \(user); "
                     + "start it as root (it drops to the front user), use the split topology, "
-                    + "or pass --insecure-same-user (development only)")
+                    + "or pass --one-uid (the front runs at the broker's uid inside its sandbox)")
         }
         guard insecureSameUser else {
             throw ConfigurationError(

@@ -25,6 +25,7 @@ public struct Preflight {
         for warning in configuration.warnings { report.add("configuration", .warn, warning) }
         let secretID = checkSecretIDFile(into: &report)
         checkSocketDirectory(into: &report)
+        PreflightSandbox.check(into: &report)
 
         let loop = try wrapSystem { () throws(SystemError) in try EventLoop() }
         let vault = try PreflightVault(configuration: configuration, loop: loop)

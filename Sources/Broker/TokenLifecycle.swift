@@ -372,8 +372,12 @@ public struct TokenCounters: Equatable, Sendable {
 /// Process-level protections for the process that holds the token.
 public enum BrokerProcess {
     /// Makes the process non-dumpable (no core dumps, no ptrace by same-uid processes, /proc/self
-    /// files owned by root). Call first thing in the broker's main.
+    /// files owned by root) and sets `RLIMIT_CORE` to 0. Call first thing, before the secret ID
+    /// is read, in every command that reads it.
     public static func disableDumping() throws(ConfigurationError) {
+        guard CoreDumps.disable() else {
+            throw ConfigurationError("setrlimit(RLIMIT_CORE, 0) failed: \(SystemError("setrlimit"))")
+        }
         guard kms_set_dumpable(0) == 0 else {
             throw ConfigurationError("prctl(PR_SET_DUMPABLE, 0) failed: \(SystemError("prctl"))")
         }

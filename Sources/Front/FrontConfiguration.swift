@@ -53,6 +53,8 @@ public struct FrontConfiguration: Equatable, Sendable {
     /// Whether `/metrics` carries the `process_*` families (`--disable-runtime-metrics` turns
     /// them off, as it turns off the Go runtime's in HashiCorp's plugin).
     public var runtimeMetrics = true
+    /// How the front confines itself once its sockets are open (`--sandbox`, FrontSandbox.swift).
+    public var sandbox: SandboxMode = .bestEffort
     /// controller-runtime's conventional health probe port.
     public static let defaultHealthPort: UInt16 = 8081
     /// Prometheus' conventional exporter port.
@@ -127,7 +129,7 @@ public struct FrontConfiguration: Equatable, Sendable {
     public init(
         brokerFD: String?, brokerAddress: String?, listenFD: String?, listenAddress: String?,
         logLevel: String?, logFormat: String?, socketMode: String? = nil, socketGroup: String? = nil,
-        environment: (String) -> String? = EnvironmentFallback.value,
+        sandbox: String? = nil, environment: (String) -> String? = EnvironmentFallback.value,
         defaultLogFormat: () -> LogFormat = LogFormat.defaultForStderr
     ) throws(ConfigurationError) {
         func env(_ flag: String) -> String? { environment(EnvironmentFallback.variableName(forFlag: flag)) }
@@ -173,6 +175,13 @@ public struct FrontConfiguration: Equatable, Sendable {
         }
         if let groupText = socketGroup ?? env("socket-group") {
             self.socketGroup = try SocketOptions.resolveGroup(groupText)
+        }
+        if let sandboxText = sandbox ?? env("sandbox") {
+            guard let mode = SandboxMode(rawValue: sandboxText) else {
+                throw ConfigurationError(
+                    "invalid sandbox mode \(sandboxText.debugDescription) (best-effort|required|off)")
+            }
+            self.sandbox = mode
         }
     }
 

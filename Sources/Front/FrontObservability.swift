@@ -32,6 +32,10 @@ final class FrontObservability {
     var healthAddress: HealthBindAddress = .loopback
     var healthMode: HealthMode = .deep
     var runtimeMetrics = true
+    /// Opened before the sandbox, which denies /proc afterwards.
+    private let processStatistics = ProcessStatisticsReader()
+    /// What the sandbox enforced (set once, at start-up).
+    var sandbox: SandboxState?
 
     init(loop: EventLoop, broker: BrokerClient, grpc: GRPCServer, logger: Logger) {
         self.loop = loop
@@ -201,7 +205,8 @@ final class FrontObservability {
         }
         figures.heartbeatAgeMillis = lastHeartbeatMillis.map { now - $0 }
         figures.runtimeMetrics = runtimeMetrics
-        figures.front = ProcessStatistics.current()
+        figures.front = processStatistics.current()
+        figures.sandbox = sandbox
         figures.broker = lastMetrics?.answer
         figures.brokerAgeMillis = lastMetrics.map { now - $0.atMillis }
         return figures

@@ -15,6 +15,8 @@ public enum FrontProcess {
     /// misbehaving broker connection ends it with status 1 (the broker restarts the front); in
     /// the split topologies (`--broker-address`) the front reconnects with backoff instead.
     public static func run(_ configuration: FrontConfiguration) -> Int32 {
+        // No core file, in any topology: a core of the front holds DEKs in flight.
+        CoreDumps.disable()
         LogSetup.bootstrap(process: "front", level: configuration.logLevel, format: configuration.logFormat)
         let logger = Logger(label: "front")
         do {
@@ -106,6 +108,9 @@ final class FrontServer {
             observability.healthMode = configuration.healthMode
             observability.runtimeMetrics = configuration.runtimeMetrics
             observability.start(healthPort: configuration.healthPort, metricsPort: configuration.metricsPort)
+            // Every socket is open and no client byte has been read: confine the process now.
+            observability.sandbox = try FrontSandbox.apply(
+                FrontSandbox.needs(configuration, boundPath: boundPath), mode: configuration.sandbox, logger: logger)
         } catch {
             logger.critical("startup.failed", metadata: ["reason": "\(error)"])
             cleanUp()

@@ -15,6 +15,7 @@ struct MetricsFigures {
     /// Seconds since the broker last answered a HEARTBEAT (nil: never).
     var heartbeatAgeMillis: Int64?
     var front: ProcessStatistics = ProcessStatistics()
+    var sandbox: SandboxState?
     /// The broker's last METRICS answer and its age (nil: none received yet).
     var broker: MetricsAnswer?
     var brokerAgeMillis: Int64?
@@ -28,6 +29,7 @@ enum MetricsPage {
         var out = PrometheusText()
         renderCalls(figures, &out)
         renderFront(figures, &out)
+        if let sandbox = figures.sandbox { renderSandbox(sandbox, &out) }
         if let broker = figures.broker, broker.code == .ok { renderBroker(broker, figures, &out) }
         if figures.runtimeMetrics { renderProcesses(figures, &out) }
         return out.text
@@ -105,6 +107,30 @@ enum MetricsPage {
                 ("version", figures.frontVersion), ("broker_version", figures.brokerVersion),
                 ("openssl_version", openssl), ("fips", fips),
             ], 1)
+    }
+
+    private static func renderSandbox(_ sandbox: SandboxState, _ out: inout PrometheusText) {
+        gauge(
+            &out, "vault_kube_kms_front_sandbox_landlock_abi",
+            "Landlock ABI the front enforces (0: none); the kernel's own is the kernel_abi label.",
+            UInt64(sandbox.landlockABI))
+        out.family(
+            "vault_kube_kms_front_sandbox_info", .gauge,
+            "The front's sandbox: mode, kernel Landlock ABI, scopes, TCP rules and seccomp filter.")
+        out.sample(
+            "vault_kube_kms_front_sandbox_info",
+            [
+                ("mode", sandbox.mode.rawValue), ("kernel_abi", "\(sandbox.kernelLandlockABI)"),
+                ("tcp_rules", "\(sandbox.tcpRules)"), ("scoped_abstract_sockets", "\(sandbox.scopedAbstractSockets)"),
+                ("scoped_signals", "\(sandbox.scopedSignals)"), ("seccomp", "\(sandbox.seccomp)"),
+            ], 1)
+        gauge(
+            &out, "vault_kube_kms_front_sandbox_seccomp_syscalls",
+            "System calls the front's seccomp filter allows (0: no filter).",
+            UInt64(sandbox.seccomp ? sandbox.allowedSyscalls : 0))
+        gauge(
+            &out, "vault_kube_kms_front_sandbox_disabled", "1 when the front runs with --sandbox off (debugging only).",
+            sandbox.mode == .off ? 1 : 0)
     }
 
     private static func renderBroker(_ broker: MetricsAnswer, _ figures: MetricsFigures, _ out: inout PrometheusText) {

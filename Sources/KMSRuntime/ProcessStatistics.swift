@@ -23,22 +23,24 @@ public struct ProcessStatistics: Equatable, Sendable {
         self.startTimeSeconds = startTimeSeconds
     }
 
-    /// Reads the current figures of the calling process.
+    /// Reads the current figures of the calling process (opening /proc each time).
     public static func current() -> ProcessStatistics {
         var result = ProcessStatistics()
-        let ticks = UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
-        let pageSize = UInt64(max(sysconf(Int32(_SC_PAGESIZE)), 1))
-        if let stat = readSmallFile("/proc/self/stat"), let fields = statFields(stat) {
-            if let utime = UInt64(fields[11]), let stime = UInt64(fields[12]) {
-                result.cpuMicros = (utime + stime) * 1_000_000 / ticks
-            }
-            if let rssPages = UInt64(fields[21]) { result.residentBytes = rssPages * pageSize }
-            if let startTicks = UInt64(fields[19]), let boot = bootTimeSeconds() {
-                result.startTimeSeconds = boot + startTicks / ticks
-            }
-        }
+        if let stat = readSmallFile("/proc/self/stat") { result.apply(stat: stat, bootTime: bootTimeSeconds()) }
         result.openFDs = countOpenFDs()
         return result
+    }
+
+    /// Fills CPU time, RSS and start time from the text of /proc/self/stat.
+    mutating func apply(stat: String, bootTime: UInt64?) {
+        let ticks = UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
+        let pageSize = UInt64(max(sysconf(Int32(_SC_PAGESIZE)), 1))
+        guard let fields = Self.statFields(stat) else { return }
+        if let utime = UInt64(fields[11]), let stime = UInt64(fields[12]) {
+            cpuMicros = (utime + stime) * 1_000_000 / ticks
+        }
+        if let rssPages = UInt64(fields[21]) { residentBytes = rssPages * pageSize }
+        if let startTicks = UInt64(fields[19]), let bootTime { startTimeSeconds = bootTime + startTicks / ticks }
     }
 
     /// The fields of /proc/self/stat after the `(comm)` field (which may contain spaces):
@@ -49,7 +51,7 @@ public struct ProcessStatistics: Equatable, Sendable {
         return fields.count > 21 ? fields : nil
     }
 
-    private static func bootTimeSeconds() -> UInt64? {
+    static func bootTimeSeconds() -> UInt64? {
         guard let stat = readSmallFile("/proc/stat", limit: 64 * 1024) else { return nil }
         for line in stat.split(separator: "\n") where line.hasPrefix("btime ") {
             return UInt64(line.dropFirst(6))
@@ -60,6 +62,11 @@ public struct ProcessStatistics: Equatable, Sendable {
     private static func countOpenFDs() -> UInt64? {
         guard let directory = opendir("/proc/self/fd") else { return nil }
         defer { closedir(directory) }
+        return count(directory)
+    }
+
+    /// Counts the entries of an open /proc/self/fd stream, less the stream's own descriptor.
+    static func count(_ directory: OpaquePointer) -> UInt64 {
         var count: UInt64 = 0
         while let entry = readdir(directory) {
             if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
@@ -68,7 +75,7 @@ public struct ProcessStatistics: Equatable, Sendable {
         return count > 0 ? count - 1 : 0
     }
 
-    private static func readSmallFile(_ path: String, limit: Int = 4096) -> String? {
+    static func readSmallFile(_ path: String, limit: Int = 4096) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -81,5 +88,41 @@ public struct ProcessStatistics: Equatable, Sendable {
             total += count
         }
         return String(decoding: buffer[..<total], as: UTF8.self)
+    }
+}
+
+/// `ProcessStatistics` through descriptors opened once, at creation: a process whose sandbox
+/// later denies every path (the front, docs/security-model.md) keeps its `process_*` metrics.
+/// /proc/self/stat is re-read with pread at offset 0, /proc/self/fd rewound; the boot time
+/// (/proc/stat `btime`) does not change and is read once.
+public final class ProcessStatisticsReader {
+    private let statFD: Int32
+    private let fdDirectory: OpaquePointer?
+    private let bootTime: UInt64?
+
+    public init() {
+        statFD = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)
+        fdDirectory = opendir("/proc/self/fd")
+        if let fdDirectory { _ = fcntl(dirfd(fdDirectory), F_SETFD, FD_CLOEXEC) }
+        bootTime = ProcessStatistics.bootTimeSeconds()
+    }
+
+    deinit {
+        if statFD >= 0 { close(statFD) }
+        if let fdDirectory { closedir(fdDirectory) }
+    }
+
+    public func current() -> ProcessStatistics {
+        var result = ProcessStatistics()
+        if statFD >= 0 {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { pread(statFD, $0.baseAddress, $0.count, 0) }
+            if count > 0 { result.apply(stat: String(decoding: buffer[..<count], as: UTF8.self), bootTime: bootTime) }
+        }
+        if let fdDirectory {
+            rewinddir(fdDirectory)
+            result.openFDs = ProcessStatistics.count(fdDirectory)
+        }
+        return result
     }
 }

@@ -80,11 +80,19 @@ struct FrontCommand: ParsableCommand {
     @Flag(help: "Leave the process_* families out of /metrics (VAULT_KUBE_KMS_DISABLE_RUNTIME_METRICS).")
     var disableRuntimeMetrics = false
 
+    @Option(
+        help: """
+            best-effort|required|off (VAULT_KUBE_KMS_SANDBOX, default best-effort): Landlock and seccomp \
+            once the sockets are open; required refuses to start without them; off is for debugging only.
+            """)
+    var sandbox: String?
+
     /// The settings these flags (and the environment) describe.
     func configuration() throws(ConfigurationError) -> FrontConfiguration {
         var configuration = try FrontConfiguration(
             brokerFD: brokerFD, brokerAddress: brokerAddress, listenFD: listenFD, listenAddress: listenAddress,
-            logLevel: logLevel, logFormat: logFormat, socketMode: socketMode, socketGroup: socketGroup)
+            logLevel: logLevel, logFormat: logFormat, socketMode: socketMode, socketGroup: socketGroup,
+            sandbox: sandbox)
         try configuration.applyPorts(healthPort: healthPort, metricsPort: metricsPort)
         try configuration.applyHealthSettings(
             healthAddress: healthAddress, healthMode: healthMode, disableRuntimeMetrics: disableRuntimeMetrics)

@@ -18,6 +18,8 @@ struct PreflightCommand: ParsableCommand {
     func run() throws {
         let report: PreflightReport
         do {
+            // The preflight reads the secret ID and holds a token too.
+            try BrokerProcess.disableDumping()
             let configuration = try vault.configuration()
             let address = try Flags.resolve(listenAddress, "listen-address").map(ListenAddress.init(parsing:))
             StartupEnvironment.scrub(logger: nil)

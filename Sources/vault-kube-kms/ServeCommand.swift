@@ -27,6 +27,14 @@ struct ServeCommand: ParsableCommand {
     var socketGroup: String?
     @Flag(help: "Development only: run the front under the broker's own uid.")
     var insecureSameUser = false
+    @Flag(
+        help: """
+            One-uid topology (a non-root container, a plain user): run the front at the broker's own uid, \
+            separated by the kernel (the front's Landlock and seccomp sandbox is required).
+            """)
+    var oneUid = false
+    @Option(help: "The front's --sandbox: best-effort|required|off (default best-effort; required with --one-uid).")
+    var frontSandbox: String?
     @OptionGroup var log: LogOptions
     @OptionGroup var observability: ObservabilityOptions
 
@@ -46,7 +54,7 @@ struct ServeCommand: ParsableCommand {
 
     private func serve(logging: LoggingOptions, logger: Logger) throws(ConfigurationError) {
         // Other processes of our uid must not read the token from our memory or core dumps.
-        guard kms_set_dumpable(0) == 0 else { throw ConfigurationError("prctl(PR_SET_DUMPABLE, 0) failed") }
+        try BrokerProcess.disableDumping()
         signal(SIGPIPE, SIG_IGN)
 
         let configuration = try vault.configuration()
@@ -60,12 +68,15 @@ struct ServeCommand: ParsableCommand {
         let address = try ListenAddress(parsing: listenText)
         let mode = try SocketOptions.parseMode(resolve(socketMode, "socket-mode") ?? "0660")
         let group = try resolve(socketGroup, "socket-group").map(SocketOptions.resolveGroup)
-        let user = try FrontUser.resolve(resolve(frontUser, "front-user") ?? "nobody")
+        let userSpec = resolve(frontUser, "front-user") ?? (oneUid ? nil : "nobody")
+        let user = try userSpec.map { spec throws(ConfigurationError) in try FrontUser.resolve(spec) }
         let plan = try FrontPrivilegePlan.decide(
-            user: user, brokerEUID: geteuid(), insecureSameUser: insecureSameUser)
+            user: user, brokerEUID: geteuid(), insecureSameUser: insecureSameUser, oneUID: oneUid)
         if plan == .sameUserInsecure {
             logger.warning("front.same_user", metadata: ["reason": "--insecure-same-user: no privilege separation"])
         }
+        let sandbox = try OneUIDTopology.frontSandbox(plan: plan, requested: resolve(frontSandbox, "front-sandbox"))
+        if case .oneUID = plan { try OneUIDTopology.checkKernel() }
 
         StartupEnvironment.scrub(logger: logger)
         let loop = try wrap { () throws(SystemError) in try EventLoop() }
@@ -75,6 +86,7 @@ struct ServeCommand: ParsableCommand {
         var frontArguments = ["--broker-fd", "3", "--listen-fd", "4", "--log-level", logging.level.rawValue]
         frontArguments += ["--log-format", logging.format.rawValue]
         frontArguments += try observability.frontArguments()
+        frontArguments += ["--sandbox", sandbox]
         let executable = resolve(frontExecutable, "front-executable") ?? FrontSupervisor.defaultExecutable()
         var readyNotified = false
         let supervisor = FrontSupervisor(

@@ -38,7 +38,8 @@ def installed_bin_dir():
 
 
 class Plugin:
-    def __init__(self, vault, workdir, extra_args=(), env=None, wait_ready=True, socket_name="kms.sock"):
+    def __init__(self, vault, workdir, extra_args=(), env=None, wait_ready=True, socket_name="kms.sock",
+                 command_prefix=(), secret_id_path=None):
         self.bin = installed_bin_dir()
         self.socket_dir = os.path.join(workdir, "run")
         os.makedirs(self.socket_dir, mode=0o755, exist_ok=True)
@@ -51,12 +52,13 @@ class Plugin:
             "--vault-key-path", vault.key_path,
             "--auth-mount", vault.auth_mount,
             "--approle-role-id", vault.role_id,
-            "--approle-secret-id-path", vault.secret_id_path,
+            "--approle-secret-id-path", secret_id_path or vault.secret_id_path,
             "--log-level", "debug",
             *extra_args,
         ]
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(list(command_prefix) + self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env)
         if wait_ready:
             self.wait_healthy()
 

@@ -20,7 +20,7 @@ REQUIRED = {
     "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
     "PrivateDevices": "yes", "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
     "ProtectKernelLogs": "yes", "ProtectControlGroups": "yes", "RestrictNamespaces": "yes",
-    "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes", "RestrictRealtime": "yes",
+    "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes", "LimitCORE": "0", "RestrictRealtime": "yes",
     "SystemCallArchitectures": "native", "UMask": "0077", "Type": "notify", "Restart": "on-failure",
     "IPAddressDeny": "any", "IPAddressAllow": "localhost",
 }

@@ -59,6 +59,10 @@ EXTRA = {
     "sendmmsg": "glibc's DNS resolver (A and AAAA queries at once)",
     "uname": "libc and OpenSSL start-up on some hosts",
     "waitid": "waiting for the spawned front",
+    "landlock_create_ruleset": "the front's own sandbox (seen only where the trace runs it; docs/architecture.md)",
+    "landlock_add_rule": "the front's own sandbox",
+    "landlock_restrict_self": "the front's own sandbox",
+    "seccomp": "the front loads its own seccomp filter",
 }
 
 LINE = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)(?:\(| resumed>)")
