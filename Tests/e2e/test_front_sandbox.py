@@ -300,9 +300,8 @@ def test_seccomp_kills_the_front_on_a_syscall_it_never_makes(vault, workdir, tar
 
 
 @needs_landlock6
+@pytest.mark.simulator_only("list of live token values (/_sim/tokens)")
 def test_one_uid_front_memory_holds_neither_the_secret_id_nor_the_token(vault):
-    if os.environ.get("VAULT_ADDR"):
-        pytest.skip("the token values come from the simulator's /_sim/tokens")
     running = OneUIDPlugin(vault)
     try:
         client = running.client()
