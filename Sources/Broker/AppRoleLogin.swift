@@ -56,6 +56,14 @@ public struct AppRoleLogin {
             timeoutMillis: timeoutMillis)
     }
 
+    /// `GET auth/token/lookup-self` with the current token (the default policy allows it): 403
+    /// means the token is dead.
+    public func lookupSelfRequest(token: SecretBytes, timeoutMillis: Int) -> VaultRequest {
+        VaultRequest(
+            method: .get, path: "auth/token/lookup-self", token: token, namespace: namespace,
+            timeoutMillis: timeoutMillis)
+    }
+
     /// `POST auth/token/renew-self` with the current token.
     public func renewRequest(token: SecretBytes, timeoutMillis: Int) -> VaultRequest {
         VaultRequest(

@@ -61,6 +61,9 @@ final class TokenLifecycle: VaultTokenSource {
     private var watchTimer: EventLoop.TimerID?
     private var timer: EventLoop.TimerID?
     private var waiters: [(Bool) -> Void] = []
+    /// When lookup-self last found the token dead (`tokenIsAlive`).
+    private var lastDeadTokenVerdictMillis: Int64 = .min / 2
+    static let deadTokenVerdictIntervalMillis: Int64 = 10_000
     /// Called after every successful login (the service reads key metadata then).
     var onLogin: (() -> Void)?
 
@@ -129,6 +132,27 @@ final class TokenLifecycle: VaultTokenSource {
         }
         waiters.append(completion)
         if state != .loggingIn { logIn() }
+    }
+
+    /// OpenBao's bare 403 for a dead token: lookup-self with it; 403 there too means dead. At
+    /// most one "dead" verdict per `deadTokenVerdictIntervalMillis`, so that a token without the
+    /// default policy (lookup-self refused while alive) cannot make every denied call log in.
+    func tokenIsAlive(_ token: SecretBytes, completion: @escaping (Bool) -> Void) {
+        let now = EventLoop.nowMillis()
+        guard state != .stopped, now - lastDeadTokenVerdictMillis >= Self.deadTokenVerdictIntervalMillis else {
+            loop.schedule(afterMillis: 0) { completion(true) }
+            return
+        }
+        transport.send(login.lookupSelfRequest(token: token, timeoutMillis: requestTimeoutMillis)) {
+            [weak self] response in
+            guard let self else { return completion(true) }
+            let dead = response.transportError == nil && response.status == 403
+            if dead {
+                self.lastDeadTokenVerdictMillis = EventLoop.nowMillis()
+                self.logger.info("broker.token.dead", metadata: ["reason": "lookup-self refused (403)"])
+            }
+            completion(!dead)
+        }
     }
 
     // MARK: login

@@ -125,6 +125,12 @@ public final class TransitClient {
         var reloggedIn = false
     }
 
+    /// Vault says "invalid token"; OpenBao answers a revoked or expired token with a bare 403,
+    /// which the token source checks (lookup-self) before a fresh login.
+    private func tokenMayBeDead(_ error: VaultCallError, _ attempt: Attempt) -> Bool {
+        !attempt.reloggedIn && error.code == .permissionDenied && error.status == 403
+    }
+
     private func call(
         deadlineMillis: Int64, correlationID: String?, attempt: Attempt = Attempt(),
         build: @escaping (SecretBytes, Int) -> VaultRequest,
@@ -146,7 +152,7 @@ public final class TransitClient {
             guard let self else { return }
             guard let error = VaultErrorClassifier.classify(response) else { return completion(.success(response)) }
             let timeLeft = deadlineMillis - EventLoop.nowMillis()
-            if error.invalidToken && !attempt.reloggedIn {
+            let logInAgainAndRetry = {
                 self.tokens.replaceInvalidToken(token) { renewed in
                     guard renewed else { return completion(.failure(error)) }
                     var next = attempt
@@ -154,6 +160,13 @@ public final class TransitClient {
                     self.call(
                         deadlineMillis: deadlineMillis, correlationID: correlationID, attempt: next, build: build,
                         completion: completion)
+                }
+            }
+            if error.invalidToken && !attempt.reloggedIn {
+                logInAgainAndRetry()
+            } else if self.tokenMayBeDead(error, attempt) {
+                self.tokens.tokenIsAlive(token) { alive in
+                    if alive { completion(.failure(error)) } else { logInAgainAndRetry() }
                 }
             } else if error.isRetryable && !attempt.retried && timeLeft > Self.minimumRetryMillis {
                 var next = attempt

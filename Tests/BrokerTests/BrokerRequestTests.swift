@@ -171,6 +171,30 @@ struct BrokerRequestTests {
         #expect(harness.vault.requests(to: "/encrypt/kek").count == 2)
     }
 
+    @Test("OpenBao's bare 403 for a revoked token: lookup-self confirms it dead, one login, the call retried")
+    func aBare403ForADeadTokenIsCheckedThenLeadsToOneLogin() throws {
+        let harness = try BrokerHarness { $0.bareDeniedForDeadTokens = true }
+        #expect(ready(harness))
+        harness.vault.validTokens.removeAll()  // revoked under the broker
+        #expect(try encrypt(harness, id: 3)?.code == .ok)
+        #expect(harness.vault.requests(to: "/lookup-self").count == 1)
+        #expect(harness.vault.requests(to: "/login").count == 2)
+        #expect(harness.vault.requests(to: "/encrypt/kek").count == 2)
+    }
+
+    @Test("a bare 403 with a live token is a policy denial: no login, permission-denied answered")
+    func aBare403WithALiveTokenIsAPolicyDenial() throws {
+        let harness = try BrokerHarness { $0.bareDeniedForDeadTokens = true }
+        #expect(ready(harness))
+        harness.vault.script = { request in
+            request.path.contains("/encrypt/") ? .json(status: 403, #"{"errors":["permission denied"]}"#) : nil
+        }
+        #expect(try encrypt(harness, id: 3)?.code == .permissionDenied)
+        #expect(harness.vault.requests(to: "/lookup-self").count == 1)
+        #expect(harness.vault.requests(to: "/login").count == 1)
+        #expect(harness.vault.requests(to: "/encrypt/kek").count == 1)
+    }
+
     @Test func aTransient5xxIsRetriedOnceWithinTheDeadline() throws {
         let harness = try BrokerHarness()
         #expect(ready(harness))

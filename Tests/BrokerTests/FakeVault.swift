@@ -38,6 +38,8 @@ final class FakeVault: VaultTransport {
     var renewLeaseSeconds: Int?
     /// Answer every login with this status and Vault's "invalid role or secret ID" (nil: succeed).
     var loginFailureStatus: Int?
+    /// OpenBao 2.7's answer to a dead token: a bare 403 "permission denied", no "invalid token".
+    var bareDeniedForDeadTokens = false
     /// Consulted first; return nil to let the default behaviour answer.
     var script: ((Recorded) -> Reply?)?
     private(set) var recorded: [Recorded] = []
@@ -114,8 +116,12 @@ final class FakeVault: VaultTransport {
             )
         }
         guard let token = request.token, validTokens.contains(token) else {
+            if bareDeniedForDeadTokens { return .json(status: 403, #"{"errors":["permission denied"]}"#) }
             return .json(
                 status: 403, #"{"errors":["2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"]}"#)
+        }
+        if request.path == "auth/token/lookup-self" {
+            return .json(status: 200, #"{"data":{"ttl":3600,"renewable":true}}"#)
         }
         if request.path == "auth/token/renew-self" {
             return .json(

@@ -354,6 +354,18 @@ class OpenBaoServer:
         if done.returncode != 0:
             raise RuntimeError(f"bao namespace create {name}: {done.stderr.strip()}")
 
+    def revoke_login_tokens(self, auth_mount):
+        """Revokes, by accessor, every live token issued by auth/<auth_mount>/login: the token
+        dies under the broker as an operator's revoke would kill it. Returns how many."""
+        accessors = self.request("LIST", "auth/token/accessors")["data"]["keys"]
+        revoked = 0
+        for accessor in accessors:
+            status, looked_up = self.raw("POST", "auth/token/lookup-accessor", {"accessor": accessor})
+            if status == 200 and looked_up["data"].get("path") == f"auth/{auth_mount}/login":
+                self.request("POST", "auth/token/revoke-accessor", {"accessor": accessor})
+                revoked += 1
+        return revoked
+
     def audit_entries(self):
         """The parsed lines of the audit log (audit=True)."""
         if not self.audit_path or not os.path.exists(self.audit_path):
