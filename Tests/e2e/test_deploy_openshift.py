@@ -1,0 +1,219 @@
+"""OpenShift's KMS sidecar (deploy/kubernetes/openshift/kms-plugin-sidecar.yaml) run the way the
+kubelet would run it, without a kubelet: the container's args verbatim (only Vault's address,
+the role ID, the Transit names and the secret-ID path point at the test's OpenBao), its user,
+the image's ENV, and its volumes. The socket directory /var/run/kmsplugin is an emptyDir made as
+the kubelet makes one, inside a private mount namespace (`unshare -m`), so nothing on the host
+changes: either a tmpfs of its own (`medium: Memory`) or a 0777 directory under
+pods/<uid>/volumes/kubernetes.io~empty-dir/ bind-mounted there (the default medium). A
+kube-apiserver-like client then encrypts and decrypts through /proc/<pid>/root/... (the Pod's
+view of the path)."""
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import uuid
+
+import pytest
+import yaml
+
+import kmsclient
+import plugin
+from brokerhelpers import api
+from test_deploy_split_units import free_port
+
+SIDECAR = os.path.join(plugin.ROOT, "deploy", "kubernetes", "openshift", "kms-plugin-sidecar.yaml")
+CONTAINERFILE = os.path.join(plugin.ROOT, "deploy", "container", "Containerfile")
+# What CRI-O grants a container that asks for nothing (its default_capabilities).
+CRIO_CAPS = "chown,dac_override,fsetid,fowner,setgid,setuid,setpcap,net_bind_service,kill"
+# A uid from an OpenShift namespace's range, as restricted-v2 assigns it.
+NON_ROOT_UID = 1000680000
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"),
+    reason="needs root, unshare and setpriv (a private mount namespace stands in for the Pod)")
+
+
+def shapes():
+    with open(SIDECAR) as handle:
+        return list(yaml.safe_load_all(handle))
+
+
+def image_env():
+    """The image's ENV lines (what the container runtime puts in the environment)."""
+    env = {}
+    with open(CONTAINERFILE) as handle:
+        for line in handle:
+            found = re.match(r"ENV (\w+)=(\S+)$", line.strip())
+            if found:
+                env[found.group(1)] = found.group(2)
+    return env
+
+
+def sidecar_args(spec, vault, secret_path):
+    """The operator's arguments with the cluster's values replaced by the test's Vault's."""
+    container = spec["initContainers"][0]
+    replace = {
+        "-vault-address": vault.address, "-transit-mount": vault.mount, "-transit-key": vault.key,
+        "-approle-role-id": vault.role_id, "-approle-secret-id-path": secret_path,
+    }
+    args = []
+    for arg in container["args"]:
+        name, _, _ = arg.partition("=")
+        if name == "-vault-namespace":
+            continue  # OpenBao has no namespaces; the flag's spelling is covered by the unit tests
+        args.append(f"{name}={replace[name]}" if name in replace else arg)
+    return container, args
+
+
+def pod_script(medium, kubelet_dir, secret_source, secret_path, uid, command):
+    """Shell run in the private mount namespace: the Pod's /var/run, its emptyDir, its secret,
+    then the container's process as its user."""
+    lines = [
+        "set -e",
+        "mount -t tmpfs -o mode=0755 tmpfs /run",  # this namespace's /var/run only
+        "mkdir -m 0755 /run/kmsplugin",
+    ]
+    if medium == "Memory":
+        lines.append("mount -t tmpfs -o mode=0777 tmpfs /run/kmsplugin")
+    else:  # the kubelet's directory, bind-mounted into the container
+        lines.append(f"mount --bind {kubelet_dir} /run/kmsplugin")
+    secret_dir = os.path.dirname(secret_path)
+    lines += [
+        f"mkdir -p -m 0700 {secret_dir}",
+        f"cp {secret_source} {secret_path}",
+        f"chmod 0400 {secret_path}",
+        f"chown {uid}:{uid} {secret_path} {secret_dir}",
+    ]
+    prefix = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+              f"--bounding-set=-all,{'+' + CRIO_CAPS.replace(',', ',+')}"]
+    if uid != 0:
+        prefix = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                  "--bounding-set=-all"]
+    lines.append("exec " + " ".join(shlex.quote(part) for part in prefix + command))
+    return "\n".join(lines)
+
+
+def kubelet_empty_dir(workdir):
+    """What the kubelet makes for `emptyDir: {}`: a directory under its pods tree, mode 0777."""
+    path = os.path.join(workdir, "var", "lib", "kubelet", "pods", str(uuid.uuid4()), "volumes",
+                        "kubernetes.io~empty-dir", "kms-plugin-socket")
+    os.makedirs(path)
+    os.chmod(path, 0o777)
+    return path
+
+
+class Sidecar:
+    def __init__(self, vault, workdir, shape, medium, uid, extra_args=(), env=None):
+        spec = shapes()[shape]["spec"]
+        secret_path = [a for a in spec["initContainers"][0]["args"]
+                       if a.startswith("-approle-secret-id-path=")][0].split("=", 1)[1]
+        if not secret_path.startswith("/var/run/"):  # a hostPath outside the Pod's /var/run
+            secret_path = os.path.join("/var/run/test-resource-dir", os.path.basename(secret_path))
+        container, args = sidecar_args(spec, vault, secret_path)
+        self.args = args
+        binary = os.path.join(plugin.installed_bin_dir(), "vault-kube-kms")
+        uid = uid if uid is not None else container.get("securityContext", {}).get("runAsUser", NON_ROOT_UID)
+        self.uid = uid
+        script = pod_script(medium, kubelet_empty_dir(workdir), vault.secret_id_path, secret_path, uid,
+                            [binary, *args, *extra_args])
+        self.health_port = free_port()
+        environment = {"PATH": os.environ["PATH"], **image_env(), "VAULT_KUBE_KMS_AUTH_MOUNT": vault.auth_mount,
+                       "VAULT_KUBE_KMS_HEALTH_PORT": str(self.health_port), **(env or {})}
+        self.log_path = os.path.join(workdir, f"sidecar-{shape}-{medium}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=environment)
+        socket = os.path.join(os.path.realpath("/var/run"), "kmsplugin", "kms-1.sock")
+        assert args[0] == "-listen-address=unix:///var/run/kmsplugin/kms-1.sock"
+        # The Pod's path, seen from outside its mount namespace (/var/run resolved here: an
+        # absolute symlink would resolve against our own root).
+        self.socket = f"/proc/{self.proc.pid}/root{socket}"
+
+    def text(self):
+        return plugin.read_log(self.log, self.log_path)
+
+    def wait_ok(self, timeout=30):
+        return plugin.wait_for_ok_status(self.socket, timeout, [("sidecar", self.proc, self.text)], self.text)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def round_trip(socket):
+    client = kmsclient.client(socket)
+    plaintext = os.urandom(32)
+    encrypted = client.Encrypt(api().EncryptRequest(plaintext=plaintext, uid="openshift"), timeout=5)
+    decrypted = client.Decrypt(
+        api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id=encrypted.key_id, uid="openshift"), timeout=5)
+    assert decrypted.plaintext == plaintext
+
+
+def events(text, name):
+    return [event for event in plugin.json_events(text) if event.get("event") == name]
+
+
+@pytest.mark.parametrize("medium", ["Memory", "disk"])
+def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_empty_dir(vault, workdir, medium):
+    sidecar = Sidecar(vault, workdir, shape=0, medium=medium, uid=None)
+    try:
+        assert sidecar.uid == 0
+        assert sidecar.args[0] == "-listen-address=unix:///var/run/kmsplugin/kms-1.sock"
+        assert "-tls-skip-verify=true" in sidecar.args and "-metrics-port=0" in sidecar.args
+        sidecar.wait_ok()
+        round_trip(sidecar.socket)
+        text = sidecar.text()
+        accepted = events(text, "socket_directory.pod_volume")
+        assert accepted and accepted[0]["directory"] == "/var/run/kmsplugin", text
+        assert ("tmpfs" in accepted[0]["reason"]) == (medium == "Memory")
+        # The front runs as the image's front user, not as root.
+        front = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
+                 and os.path.exists(f"/proc/{pid}/exe") and os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+                 == "vault-kube-kms-front" and plugin.proc_status(pid).get("PPid") == str(sidecar.proc.pid)]
+        assert front and plugin.proc_status(front[0])["Uid"].split()[0] == image_env()["VAULT_KUBE_KMS_FRONT_USER"]
+        # -metrics-port=0: no metrics port; the health port answers.
+        assert not any(e.get("event") == "metrics.listening" for e in plugin.json_events(text))
+        socket_mode = os.stat(sidecar.socket).st_mode & 0o777
+        assert socket_mode == 0o660
+    finally:
+        sidecar.stop()
+
+
+def test_the_non_root_sidecar_serves_in_an_empty_dir(vault, workdir):
+    """An aggregated apiserver's shape: the SCC's uid, the same emptyDir (root's, 0777). One uid
+    cannot start the front as another user, so this shape needs the one-uid topology's flag (or,
+    before it exists in the build, the development flag)."""
+    serve_help = subprocess.run([os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"), "serve", "--help"],
+                                capture_output=True, text=True, timeout=30).stdout
+    extra = ["--one-uid"] if "--one-uid" in serve_help else ["--insecure-same-user"]
+    sidecar = Sidecar(vault, workdir, shape=1, medium="Memory", uid=NON_ROOT_UID, extra_args=extra)
+    try:
+        sidecar.wait_ok()
+        round_trip(sidecar.socket)
+        assert events(sidecar.text(), "socket_directory.pod_volume")
+        assert os.stat(sidecar.socket).st_uid == NON_ROOT_UID
+    finally:
+        sidecar.stop()
+
+
+def test_a_world_writable_directory_that_is_not_a_pod_volume_is_still_refused(vault, workdir):
+    """The same arguments with /var/run/kmsplugin a plain 0777 directory of the Pod's /var/run
+    (not a mount of its own): the exception does not apply and the broker stops, saying why."""
+    spec = shapes()[0]["spec"]
+    _, args = sidecar_args(spec, vault, "/var/run/test-resource-dir/secret-id")
+    script = pod_script("Memory", "", vault.secret_id_path, "/var/run/test-resource-dir/secret-id", 0,
+                        [os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"), *args])
+    script = script.replace("mount -t tmpfs -o mode=0777 tmpfs /run/kmsplugin", "chmod 0777 /run/kmsplugin")
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], **image_env(), "VAULT_KUBE_KMS_HEALTH_PORT": "0"})
+    assert result.returncode == 1, result.stderr
+    assert "socket directory /var/run/kmsplugin (mode 777) is writable by group or others" in result.stderr
