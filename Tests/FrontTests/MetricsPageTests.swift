@@ -93,6 +93,15 @@ struct MetricsPageTests {
         #expect(text.contains("fips=\"unknown\""))
     }
 
+    @Test func disablingRuntimeMetricsLeavesOutOnlyTheProcessFamilies() {
+        var figures = figures()
+        #expect(MetricsPage.render(figures).contains("process_cpu_seconds_total"))
+        figures.runtimeMetrics = false
+        let text = MetricsPage.render(figures)
+        #expect(!text.contains("process_"))
+        #expect(text.contains("vault_kube_kms_build_info"))
+    }
+
     @Test func everyFamilyHasHelpAndTypeBeforeItsSamplesAndOnce() {
         let text = MetricsPage.render(figures())
         var declared: [String] = []
