@@ -8,6 +8,7 @@ pods/<uid>/volumes/kubernetes.io~empty-dir/ bind-mounted there (the default medi
 kube-apiserver-like client then encrypts and decrypts through /proc/<pid>/root/... (the Pod's
 view of the path)."""
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -174,11 +175,12 @@ def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_e
         accepted = events(text, "socket_directory.pod_volume")
         assert accepted and accepted[0]["directory"] == "/var/run/kmsplugin", text
         assert ("tmpfs" in accepted[0]["reason"]) == (medium == "Memory")
-        # The front runs as the image's front user, not as root.
+        # The front runs as the default front user (nobody, in the image's passwd), not as root.
         front = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
                  and os.path.exists(f"/proc/{pid}/exe") and os.path.basename(os.readlink(f"/proc/{pid}/exe"))
                  == "vault-kube-kms-front" and plugin.proc_status(pid).get("PPid") == str(sidecar.proc.pid)]
-        assert front and plugin.proc_status(front[0])["Uid"].split()[0] == image_env()["VAULT_KUBE_KMS_FRONT_USER"]
+        assert front and plugin.proc_status(front[0])["Uid"].split()[0] == str(pwd.getpwnam("nobody").pw_uid)
+        assert "nobody:x:65534:65534:" in open(CONTAINERFILE).read()
         # -metrics-port=0: no metrics port; the health port answers.
         assert not any(e.get("event") == "metrics.listening" for e in plugin.json_events(text))
         socket_mode = os.stat(sidecar.socket).st_mode & 0o777
