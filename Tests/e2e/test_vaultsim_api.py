@@ -840,7 +840,9 @@ def test_namespaces_isolate_mounts_policies_and_tokens(edition, request):
     for other in (team_b, None):
         with pytest.raises(hx.Forbidden) as exc:
             s.client(token, namespace=other).auth.token.lookup_self()
-        assert exc.value.errors == [INVALID_TOKEN]
+        # OpenBao 2.7 answers a token unknown here with a bare "permission denied" (see
+        # test_vault_differential.py); Vault Enterprise adds "invalid token".
+        assert exc.value.errors == (["permission denied"] if edition == "openbao" else [INVALID_TOKEN])
     with pytest.raises(hx.InvalidPath, match="no handler for route"):
         b.secrets.transit.read_key("kek")
     with pytest.raises(hx.InvalidPath):

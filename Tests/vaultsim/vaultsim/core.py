@@ -143,11 +143,12 @@ class Core:
             auth = headers.get("authorization", "")
             if auth.lower().startswith("bearer "):
                 token_id = auth[len("bearer "):].strip()
+        bare = self.state.edition.name == "openbao"
         if not token_id:
-            raise errors.permission_denied()
+            raise errors.missing_token(bare)
         token = self.state.tokens.lookup(token_id)
         if token is None or not req.namespace.path.startswith(token.namespace):
-            raise errors.invalid_token()
+            raise errors.invalid_token(bare)
         if token.num_uses > 0:
             token.num_uses -= 1
             if token.num_uses == 0:
@@ -182,8 +183,9 @@ class Core:
             "wrap_info": None,
             "warnings": resp.warnings,
             "auth": resp.auth,
-            "mount_type": mount.type if mount else "",
         }
+        if self.state.edition.name != "openbao":  # OpenBao 2.7 answers no mount_type
+            body["mount_type"] = mount.type if mount else ""
         if resp.top_level and resp.data:
             for key, value in resp.data.items():
                 body.setdefault(key, value)

@@ -66,9 +66,17 @@ def permission_denied() -> VaultError:
     return wrapped(403, "permission denied")
 
 
-def invalid_token() -> VaultError:
-    """Unknown, revoked or expired token (Vault 1.17+ wording)."""
+def invalid_token(bare: bool = False) -> VaultError:
+    """Unknown, revoked or expired token (Vault 1.17+ wording); `bare`: OpenBao 2.7's answer,
+    one unwrapped "permission denied" with no "invalid token"."""
+    if bare:
+        return plain(403, "permission denied")
     return wrapped(403, "permission denied", "invalid token")
+
+
+def missing_token(bare: bool = False) -> VaultError:
+    """A request without a token: Vault wraps "permission denied", OpenBao 2.7 does not."""
+    return plain(403, "permission denied") if bare else permission_denied()
 
 
 def unsupported_path() -> VaultError:

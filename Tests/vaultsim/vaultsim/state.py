@@ -35,7 +35,7 @@ class Edition:
 EDITIONS = {
     "community": Edition("community", "1.17.2", False, False, False),
     "enterprise": Edition("enterprise", "1.17.2+ent", True, True, True),
-    "openbao": Edition("openbao", "2.3.1", False, True, False),
+    "openbao": Edition("openbao", "2.7.2", False, True, False),
 }
 
 BUILD_DATE = "2024-07-05T15:19:12Z"
@@ -160,7 +160,7 @@ class State:
             "progress": 0,
             "nonce": "",
             "version": self.edition.version,
-            "build_date": BUILD_DATE,
+            **({} if self.edition.name == "openbao" else {"build_date": BUILD_DATE}),
             "migration": False,
             "recovery_seal": False,
             "storage_type": "inmem",

@@ -179,7 +179,8 @@ class TokenStore:
         if token.last_renewal is not None:
             data["last_renewal"] = rfc3339(token.last_renewal)
             data["last_renewal_time"] = int(token.last_renewal)
-        if self.state.edition.namespaces:
+        # OpenBao 2.7 names no namespace_path for a root-namespace token
+        if self.state.edition.namespaces and (self.state.edition.name != "openbao" or token.namespace):
             data["namespace_path"] = token.namespace
         return data
 
