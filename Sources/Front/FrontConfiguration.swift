@@ -46,6 +46,9 @@ public struct FrontConfiguration: Equatable, Sendable {
     public var metricsPort: UInt16 = Self.defaultMetricsPort
     /// Who may be the broker at `--broker-address` (checked with SO_PEERCRED before HELLO).
     public var brokerPeer = BrokerPeerPolicy()
+    /// Who may connect to the KMS socket (SO_PEERCRED on every accepted connection); nil: the
+    /// socket's file permissions alone decide.
+    public var clientPeer: ClientPeerPolicy?
     /// Address of the health port (`--health-address`, default 127.0.0.1; metrics stay on loopback).
     public var healthAddress: HealthBindAddress = .loopback
     /// What `/healthz` and `/readyz` mean (`--health-mode`).

@@ -198,6 +198,8 @@ final class FrontObservability {
         figures.calls = grpc.callMetrics.histograms
         figures.requestsInFlight = grpc.callsInFlight
         figures.grpcConnections = grpc.connections.count
+        figures.refusedPeerConnections = grpc.refusedPeerConnections
+        figures.refusedLimitConnections = grpc.refusedLimitConnections
         switch broker.state {
         case .awaitingHello: figures.brokerConnectionState = 0
         case .ready: figures.brokerConnectionState = 1

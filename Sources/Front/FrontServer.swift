@@ -87,6 +87,7 @@ final class FrontServer {
         }
         broker = BrokerClient(fd: brokerFD, loop: loop, logger: logger)
         grpc = GRPCServer(listenFD: listenFD, loop: loop, broker: broker, logger: logger)
+        grpc.clientPolicy = configuration.clientPeer
         observability = FrontObservability(loop: loop, broker: broker, grpc: grpc, logger: logger)
     }
 

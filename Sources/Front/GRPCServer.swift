@@ -38,6 +38,13 @@ final class GRPCServer {
     private(set) var draining = false
     /// Per-call figures for `/metrics` (recorded where every call is logged).
     let callMetrics = CallMetrics()
+    /// `--allowed-client-uid`/`-gid`: checked on every accepted connection (nil: no check).
+    var clientPolicy: ClientPeerPolicy?
+    /// Connections closed at once: a peer the policy refused, or beyond `maxConnections`.
+    private(set) var refusedPeerConnections: UInt64 = 0
+    private(set) var refusedLimitConnections: UInt64 = 0
+    /// Refusals are logged at most once per 10 s per reason (with the count left out).
+    let refusalLog = LogRateLimiter()
 
     /// Calls whose headers arrived and that are not answered yet.
     var callsInFlight: Int {
@@ -115,10 +122,20 @@ final class GRPCServer {
                     return
                 }
             }
+            if let policy = clientPolicy, !admitted(fd, by: policy) {
+                close(fd)
+                continue
+            }
             guard connections.count < Self.maxConnections, !draining else {
-                logger.warning(
-                    "front.connection_refused",
-                    metadata: ["reason": "connection limit", "limit": "\(Self.maxConnections)"])
+                refusedLimitConnections += 1
+                if let suppressed = refusalLog.admit("front.connection_refused") {
+                    logger.warning(
+                        "front.connection_refused",
+                        metadata: [
+                            "reason": "connection limit", "limit": "\(Self.maxConnections)",
+                            "suppressed": "\(suppressed)",
+                        ])
+                }
                 close(fd)
                 continue
             }
@@ -135,6 +152,26 @@ final class GRPCServer {
                 close(fd)
             }
         }
+    }
+
+    /// SO_PEERCRED of an accepted connection against `policy`; a refusal is counted and logged
+    /// (rate-limited), and nothing is read from the peer.
+    private func admitted(_ fd: Int32, by policy: ClientPeerPolicy) -> Bool {
+        let peer = UnixSocket.peerCredentials(fd)
+        if let peer, policy.admits(uid: peer.uid, gid: peer.gid) { return true }
+        refusedPeerConnections += 1
+        if let suppressed = refusalLog.admit("front.client_refused") {
+            logger.warning(
+                "front.client_refused",
+                metadata: [
+                    "peer_uid": "\(peer.map { "\($0.uid)" } ?? "unknown")",
+                    "peer_gid": "\(peer.map { "\($0.gid)" } ?? "unknown")",
+                    "peer_pid": "\(peer.map { "\($0.pid)" } ?? "unknown")",
+                    "allowed_uid": "\(policy.uid.map { "\($0)" } ?? "any")",
+                    "allowed_gid": "\(policy.gid.map { "\($0)" } ?? "any")", "suppressed": "\(suppressed)",
+                ])
+        }
+        return false
     }
 
     private func pauseAccepting() {

@@ -10,6 +10,9 @@ struct MetricsFigures {
     var calls: [CallMetrics.Key: CallMetrics.Histogram] = [:]
     var requestsInFlight: Int = 0
     var grpcConnections: Int = 0
+    /// Connections closed at accept: refused by `--allowed-client-uid/-gid`, or over the limit.
+    var refusedPeerConnections: UInt64 = 0
+    var refusedLimitConnections: UInt64 = 0
     /// 0 connecting (HELLO not answered), 1 ready, 2 lost.
     var brokerConnectionState: Int = 0
     /// Seconds since the broker last answered a HEARTBEAT (nil: never).
@@ -82,6 +85,13 @@ enum MetricsPage {
         gauge(
             &out, "vault_kube_kms_grpc_connections", "Open gRPC client connections of the front.",
             UInt64(figures.grpcConnections))
+        out.family(
+            "vault_kube_kms_grpc_connections_refused_total", .counter,
+            "gRPC client connections closed at accept, by reason (peer: not an allowed uid/gid; limit).")
+        out.sample(
+            "vault_kube_kms_grpc_connections_refused_total", [("reason", "peer")], figures.refusedPeerConnections)
+        out.sample(
+            "vault_kube_kms_grpc_connections_refused_total", [("reason", "limit")], figures.refusedLimitConnections)
         gauge(
             &out, "vault_kube_kms_broker_connection_state",
             "Front to broker connection: 0 connecting, 1 ready, 2 lost.", UInt64(figures.brokerConnectionState))

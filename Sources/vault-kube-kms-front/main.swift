@@ -32,6 +32,18 @@ struct FrontCommand: ParsableCommand {
     @Flag(help: "Development only: allow an abstract --broker-address (unix:///@name), which any local user can bind.")
     var insecureAbstractBrokerAddress = false
 
+    @Option(
+        help:
+            "Uid allowed on the KMS socket (SO_PEERCRED; root and the front always) (VAULT_KUBE_KMS_ALLOWED_CLIENT_UID)."
+    )
+    var allowedClientUid: String?
+
+    @Option(help: "Gid allowed on the KMS socket (SO_PEERCRED per connection) (VAULT_KUBE_KMS_ALLOWED_CLIENT_GID).")
+    var allowedClientGid: String?
+
+    @Flag(help: "Development only: allow an abstract --listen-address without --allowed-client-uid/-gid.")
+    var insecureAbstractListenAddress = false
+
     @Option(name: .customLong("listen-fd"), help: "Listening SOCK_STREAM socket for gRPC (VAULT_KUBE_KMS_LISTEN_FD).")
     var listenFD: String?
 
@@ -96,6 +108,9 @@ struct FrontCommand: ParsableCommand {
         try configuration.applyPorts(healthPort: healthPort, metricsPort: metricsPort)
         try configuration.applyHealthSettings(
             healthAddress: healthAddress, healthMode: healthMode, disableRuntimeMetrics: disableRuntimeMetrics)
+        try configuration.applyClientPeer(
+            allowedClientUID: allowedClientUid, allowedClientGID: allowedClientGid,
+            insecureAbstractListenAddress: insecureAbstractListenAddress)
         try configuration.applyBrokerPeer(
             brokerUID: brokerUid, brokerGID: brokerGid, insecureAbstractBrokerAddress: insecureAbstractBrokerAddress)
         return configuration

@@ -35,6 +35,12 @@ struct ServeCommand: ParsableCommand {
     var oneUid = false
     @Option(help: "The front's --sandbox: best-effort|required|off (default best-effort; required with --one-uid).")
     var frontSandbox: String?
+    @Option(help: "Uid allowed on the KMS socket, checked by the front with SO_PEERCRED (root and the front: always).")
+    var allowedClientUid: String?
+    @Option(help: "Gid allowed on the KMS socket, checked by the front with SO_PEERCRED.")
+    var allowedClientGid: String?
+    @Flag(help: "Development only: allow an abstract --listen-address without --allowed-client-uid/-gid.")
+    var insecureAbstractListenAddress = false
     @OptionGroup var log: LogOptions
     @OptionGroup var observability: ObservabilityOptions
 
@@ -52,6 +58,29 @@ struct ServeCommand: ParsableCommand {
 
     private func resolve(_ value: String?, _ flag: String) -> String? { Flags.resolve(value, flag) }
 
+    /// `--allowed-client-uid/-gid` for the front (which checks every connection), and the
+    /// refusal of an abstract KMS socket that nothing restricts (it has no file permissions).
+    private func clientPeerArguments(_ address: ListenAddress) throws(ConfigurationError) -> [String] {
+        var arguments: [String] = []
+        for flag in ["allowed-client-uid", "allowed-client-gid"] {
+            let given = flag == "allowed-client-uid" ? allowedClientUid : allowedClientGid
+            guard let text = resolve(given, flag) else { continue }
+            guard !text.isEmpty, text.utf8.count <= 10, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let value = UInt32(text), value != UInt32.max
+            else { throw ConfigurationError("--\(flag) must be a number") }
+            arguments += ["--\(flag)", "\(value)"]
+        }
+        if case .abstract(let name) = address, arguments.isEmpty,
+            !(insecureAbstractListenAddress || Flags.bool("insecure-abstract-listen-address"))
+        {
+            throw ConfigurationError(
+                "abstract KMS socket unix:///@\(name) is refused: it has no file permissions, so any local user could "
+                    + "call Decrypt; use a socket path, or restrict it with --allowed-client-uid/--allowed-client-gid "
+                    + "(--insecure-abstract-listen-address allows it for development)")
+        }
+        return arguments
+    }
+
     private func serve(logging: LoggingOptions, logger: Logger) throws(ConfigurationError) {
         // Other processes of our uid must not read the token from our memory or core dumps.
         try BrokerProcess.disableDumping()
@@ -66,6 +95,7 @@ struct ServeCommand: ParsableCommand {
                     + "there is no default in /tmp, a directory every user can write")
         }
         let address = try ListenAddress(parsing: listenText)
+        let clientArguments = try clientPeerArguments(address)
         let mode = try SocketOptions.parseMode(resolve(socketMode, "socket-mode") ?? "0660")
         let group = try resolve(socketGroup, "socket-group").map(SocketOptions.resolveGroup)
         let userSpec = resolve(frontUser, "front-user") ?? (oneUid ? nil : "nobody")
@@ -87,6 +117,7 @@ struct ServeCommand: ParsableCommand {
         frontArguments += ["--log-format", logging.format.rawValue]
         frontArguments += try observability.frontArguments()
         frontArguments += ["--sandbox", sandbox]
+        frontArguments += clientArguments
         let executable = resolve(frontExecutable, "front-executable") ?? FrontSupervisor.defaultExecutable()
         var readyNotified = false
         let supervisor = FrontSupervisor(

@@ -206,7 +206,8 @@ def test_group_writable_socket_directory_is_refused(vault, workdir):
 
 def test_abstract_kms_socket_serves(vault, workdir):
     name = f"vkk-split-{os.getpid()}-{time.time_ns()}"
-    running = SplitPlugin(vault, workdir, start_front=False, front_args=["--listen-address", f"unix:///@{name}"])
+    running = SplitPlugin(vault, workdir, start_front=False,
+                          front_args=["--listen-address", f"unix:///@{name}", "--allowed-client-uid", "0"])
     running.mode = "custom"
     try:
         running.start_front()
