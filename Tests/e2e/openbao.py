@@ -280,8 +280,24 @@ class OpenBaoServer:
         self._start(fresh=False)
 
     def pause(self):
+        """SIGSTOP, and wait until every thread of the server is stopped (the signal is delivered
+        asynchronously; a busy Go runtime takes a moment)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGSTOP)
+            deadline = time.time() + 5
+            while time.time() < deadline and not self.is_paused():
+                time.sleep(0.01)
+
+    def is_paused(self):
+        try:
+            tasks = os.listdir(f"/proc/{self.proc.pid}/task")
+            states = []
+            for task in tasks:
+                with open(f"/proc/{self.proc.pid}/task/{task}/stat") as handle:
+                    states.append(handle.read().rsplit(")", 1)[1].split()[0])
+            return all(state in ("T", "t") for state in states)
+        except OSError:
+            return False
 
     def resume(self):
         if self.proc and self.proc.poll() is None:
