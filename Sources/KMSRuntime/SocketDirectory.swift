@@ -16,15 +16,16 @@ import Logging
 /// - the socket's own directory gets no sticky exception: in a sticky `/tmp` anyone can bind the
 ///   socket name before we do (or between a restart's unlink and bind).
 ///
-/// One exception, for Kubernetes Pods: the kubelet makes every `emptyDir` volume mode 0777 and
-/// not sticky, and OpenShift's operator puts the KMS socket in one (`/var/run/kmsplugin`). Such
-/// a directory is accepted (`Verdict.podVolume`) only when it is the root of its own mount —
-/// a tmpfs of its own (`medium: Memory`) or a bind mount of the kubelet's
-/// `pods/<uid>/volumes/kubernetes.io~empty-dir/<name>` — owned by root, world-writable and not
-/// sticky, and every ancestor passes the strict rule. Only the Pod's containers see that mount;
-/// /tmp, /var/tmp, /dev/shm and /run/lock are sticky and stay refused, and a directory that is
-/// merely inside a shared filesystem is never its mount's root. docs/security-model.md has the
-/// argument and what was measured.
+/// One exception, for Kubernetes Pods: the kubelet makes an `emptyDir` volume (default medium) a
+/// directory `pods/<uid>/volumes/kubernetes.io~empty-dir/<name>` of mode 0777, not sticky, and
+/// OpenShift's operator puts the KMS socket in one (`/var/run/kmsplugin`). Such a directory is
+/// accepted (`Verdict.podVolume`) only when it is the root of its own mount and that mount is a
+/// bind of exactly that kubelet directory, owned by root, world-writable and not sticky, and
+/// every ancestor passes the strict rule. Only the Pod's containers see that mount; /tmp,
+/// /var/tmp, /dev/shm and /run/lock are sticky and stay refused, and a directory merely inside a
+/// shared filesystem is never a mount root. A `medium: Memory` emptyDir is a fresh tmpfs, mode
+/// 1777, which nothing in the container tells apart from a host's tmpfs /tmp: it stays refused.
+/// docs/security-model.md has the argument and what was measured.
 public enum SocketDirectory {
     public enum Verdict: Equatable, Sendable {
         /// Only root or we can write the directory and every ancestor.
@@ -130,9 +131,6 @@ public enum SocketDirectory {
         guard permissions & 0o777 == 0o777, permissions & S_ISVTX == 0, directory.owner == 0,
             let mount = directory.mount
         else { return nil }
-        if mount.root == "/" && mount.fileSystemType == "tmpfs" {
-            return "a tmpfs mounted here alone, world-writable and not sticky: a Pod emptyDir (medium Memory)"
-        }
         if isKubeletEmptyDir(mount.root) {
             return "a bind mount of the kubelet's emptyDir \(mount.root)"
         }

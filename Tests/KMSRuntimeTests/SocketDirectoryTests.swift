@@ -91,10 +91,7 @@ struct SocketDirectoryTests {
         fileSystemType: "xfs")
 
     @Test func aPodEmptyDirIsAcceptedAsAPodVolume() throws {
-        for (mode, mount) in [
-            (mode_t(0o777), Self.tmpfsRoot), (0o2777, Self.tmpfsRoot), (0o777, Self.kubeletBind),
-            (0o2777, Self.kubeletBind),
-        ] {
+        for (mode, mount) in [(mode_t(0o777), Self.kubeletBind), (0o2777, Self.kubeletBind)] {
             let verdict = try Self.verdict(Self.chain(Self.entry("/var/run/kmsplugin", mode, mount: mount)))
             guard case .podVolume = verdict else {
                 Issue.record("mode \(String(mode, radix: 8)) \(mount): \(verdict)")
@@ -108,6 +105,14 @@ struct SocketDirectoryTests {
             ("inside a shared filesystem, not a mount of its own", Self.entry("/var/run/kmsplugin", 0o777)),
             ("a sticky tmpfs (a tmpfs /tmp or /dev/shm)", Self.entry("/tmp", 0o1777, mount: Self.tmpfsRoot)),
             (
+                "a medium Memory emptyDir: a fresh 1777 tmpfs, like a host's tmpfs /tmp",
+                Self.entry("/var/run/kmsplugin", 0o1777, mount: Self.tmpfsRoot)
+            ),
+            ("a tmpfs mounted 0777", Self.entry("/var/run/kmsplugin", 0o777, mount: Self.tmpfsRoot)),
+            (
+                "the kubelet's emptyDir made sticky", Self.entry("/var/run/kmsplugin", 0o1777, mount: Self.kubeletBind)
+            ),
+            (
                 "a whole non-tmpfs filesystem",
                 Self.entry("/mnt/x", 0o777, mount: .init(root: "/", fileSystemType: "ext4"))
             ),
@@ -119,10 +124,10 @@ struct SocketDirectoryTests {
                 "a bind mount of host /tmp",
                 Self.entry("/var/run/kmsplugin", 0o1777, mount: .init(root: "/tmp", fileSystemType: "ext4"))
             ),
-            ("not owned by root", Self.entry("/var/run/kmsplugin", 0o777, owner: 4242, mount: Self.tmpfsRoot)),
+            ("not owned by root", Self.entry("/var/run/kmsplugin", 0o777, owner: 4242, mount: Self.kubeletBind)),
             (
                 "group-writable only, not the kubelet's 0777",
-                Self.entry("/var/run/kmsplugin", 0o775, mount: Self.tmpfsRoot)
+                Self.entry("/var/run/kmsplugin", 0o775, mount: Self.kubeletBind)
             ),
         ]
         for (what, directory) in cases {
@@ -131,7 +136,7 @@ struct SocketDirectoryTests {
     }
 
     @Test func thePodVolumeExceptionNeverExcusesAnAncestor() {
-        let pod = Self.entry("/x/kmsplugin", 0o777, mount: Self.tmpfsRoot)
+        let pod = Self.entry("/x/kmsplugin", 0o777, mount: Self.kubeletBind)
         #expect(Self.refusal(Self.chain(pod, parent: Self.entry("/x", 0o777)))?.contains("ancestor /x") == true)
         #expect(
             Self.refusal(Self.chain(pod, parent: Self.entry("/x", 0o755, owner: 4242)))?.contains("ancestor /x") == true

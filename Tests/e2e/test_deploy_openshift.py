@@ -3,8 +3,8 @@ kubelet would run it, without a kubelet: the container's args verbatim (only Vau
 the role ID, the Transit names and the secret-ID path point at the test's OpenBao), its user,
 the image's ENV, and its volumes. The socket directory /var/run/kmsplugin is an emptyDir made as
 the kubelet makes one, inside a private mount namespace (`unshare -m`), so nothing on the host
-changes: either a tmpfs of its own (`medium: Memory`) or a 0777 directory under
-pods/<uid>/volumes/kubernetes.io~empty-dir/ bind-mounted there (the default medium). A
+changes: a 0777 directory under pods/<uid>/volumes/kubernetes.io~empty-dir/ bind-mounted there
+(the default medium, which OpenShift's operator uses). A
 kube-apiserver-like client then encrypts and decrypts through /proc/<pid>/root/... (the Pod's
 view of the path)."""
 import os
@@ -76,8 +76,10 @@ def pod_script(medium, kubelet_dir, secret_source, secret_path, uid, command):
         "mount -t tmpfs -o mode=0755 tmpfs /run",  # this namespace's /var/run only
         "mkdir -m 0755 /run/kmsplugin",
     ]
-    if medium == "Memory":
-        lines.append("mount -t tmpfs -o mode=0777 tmpfs /run/kmsplugin")
+    if medium == "Memory":  # the kubelet mounts a tmpfs with no mode option: 1777
+        lines.append("mount -t tmpfs tmpfs /run/kmsplugin")
+    elif medium == "plain":  # not a volume: a 0777 directory of the container's own /var/run
+        lines.append("chmod 0777 /run/kmsplugin")
     else:  # the kubelet's directory, bind-mounted into the container
         lines.append(f"mount --bind {kubelet_dir} /run/kmsplugin")
     secret_dir = os.path.dirname(secret_path)
@@ -162,9 +164,8 @@ def events(text, name):
     return [event for event in plugin.json_events(text) if event.get("event") == name]
 
 
-@pytest.mark.parametrize("medium", ["Memory", "disk"])
-def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_empty_dir(vault, workdir, medium):
-    sidecar = Sidecar(vault, workdir, shape=0, medium=medium, uid=None)
+def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_empty_dir(vault, workdir):
+    sidecar = Sidecar(vault, workdir, shape=0, medium="disk", uid=None)
     try:
         assert sidecar.uid == 0
         assert sidecar.args[0] == "-listen-address=unix:///var/run/kmsplugin/kms-1.sock"
@@ -174,7 +175,7 @@ def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_e
         text = sidecar.text()
         accepted = events(text, "socket_directory.pod_volume")
         assert accepted and accepted[0]["directory"] == "/var/run/kmsplugin", text
-        assert ("tmpfs" in accepted[0]["reason"]) == (medium == "Memory")
+        assert "kubernetes.io~empty-dir/kms-plugin-socket" in accepted[0]["reason"]
         # The front runs as the default front user (nobody, in the image's passwd), not as root.
         front = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
                  and os.path.exists(f"/proc/{pid}/exe") and os.path.basename(os.readlink(f"/proc/{pid}/exe"))
@@ -196,7 +197,7 @@ def test_the_non_root_sidecar_serves_in_an_empty_dir(vault, workdir):
     serve_help = subprocess.run([os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"), "serve", "--help"],
                                 capture_output=True, text=True, timeout=30).stdout
     extra = ["--one-uid"] if "--one-uid" in serve_help else ["--insecure-same-user"]
-    sidecar = Sidecar(vault, workdir, shape=1, medium="Memory", uid=NON_ROOT_UID, extra_args=extra)
+    sidecar = Sidecar(vault, workdir, shape=1, medium="disk", uid=NON_ROOT_UID, extra_args=extra)
     try:
         sidecar.wait_ok()
         round_trip(sidecar.socket)
@@ -206,16 +207,18 @@ def test_the_non_root_sidecar_serves_in_an_empty_dir(vault, workdir):
         sidecar.stop()
 
 
-def test_a_world_writable_directory_that_is_not_a_pod_volume_is_still_refused(vault, workdir):
-    """The same arguments with /var/run/kmsplugin a plain 0777 directory of the Pod's /var/run
-    (not a mount of its own): the exception does not apply and the broker stops, saying why."""
+@pytest.mark.parametrize("medium,mode", [("plain", "777"), ("Memory", "1777")])
+def test_world_writable_directories_that_are_not_the_kubelets_empty_dir_are_refused(vault, workdir, medium, mode):
+    """The same arguments with /var/run/kmsplugin a plain 0777 directory of the Pod's /var/run (not
+    a mount of its own), or a `medium: Memory` emptyDir (a fresh tmpfs, 1777, which nothing tells
+    apart from a host's tmpfs /tmp): the exception does not apply and the broker stops, saying why."""
     spec = shapes()[0]["spec"]
-    _, args = sidecar_args(spec, vault, "/var/run/test-resource-dir/secret-id")
-    script = pod_script("Memory", "", vault.secret_id_path, "/var/run/test-resource-dir/secret-id", 0,
+    secret = "/var/run/test-resource-dir/secret-id"
+    _, args = sidecar_args(spec, vault, secret)
+    script = pod_script(medium, "", vault.secret_id_path, secret, 0,
                         [os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"), *args])
-    script = script.replace("mount -t tmpfs -o mode=0777 tmpfs /run/kmsplugin", "chmod 0777 /run/kmsplugin")
     result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                             capture_output=True, text=True, timeout=60,
                             env={"PATH": os.environ["PATH"], **image_env(), "VAULT_KUBE_KMS_HEALTH_PORT": "0"})
     assert result.returncode == 1, result.stderr
-    assert "socket directory /var/run/kmsplugin (mode 777) is writable by group or others" in result.stderr
+    assert f"socket directory /var/run/kmsplugin (mode {mode}) is writable by group or others" in result.stderr

@@ -94,3 +94,17 @@ def test_the_health_port_binds_loopback_unless_every_interface_is_asked_for(vaul
         assert listening and listening[0]["address"] == f"0.0.0.0:{port}"
     finally:
         running.stop()
+
+
+def test_an_ipv6_health_address_is_bound_and_answers(vault, workdir):
+    port = free_port()
+    running = Plugin(vault, workdir, extra_args=["--health-port", str(port), "--health-address", "::1",
+                                                 "--metrics-port", "0"])
+    try:
+        with socket.create_connection(("::1", port), timeout=5) as connection:
+            connection.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = connection.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 200"), answer
+        assert not connects("127.0.0.1", port)  # IPv6 only: 0.0.0.0 is asked for separately
+    finally:
+        running.stop()
