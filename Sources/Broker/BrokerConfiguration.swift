@@ -46,6 +46,10 @@ public struct BrokerConfiguration: Sendable {
     /// An explicit proxy for Vault calls (`--vault-proxy`, logged at start). Without it no proxy
     /// is used, whatever the environment says.
     public var vaultProxy: String?
+    /// Takeover of data another plugin wrote: a Decrypt whose key_id is not of this plugin's
+    /// scheme is accepted when its ciphertext is `vault:vN:` of the configured key and N is a
+    /// known version (counted and logged; off by default). docs/operations.md has the runbook.
+    public var acceptForeignKeyIDs: Bool = false
     /// Warnings found while parsing (deprecated flags), logged by the broker at start.
     public var warnings: [String] = []
 

@@ -69,7 +69,41 @@ extension BrokerService {
         values[.processStartTimeSeconds] = process.startTimeSeconds
         values[.frontConnections] = UInt64(statistics.frontConnections)
         values[.frontRequestsInFlight] = UInt64(statistics.frontRequestsInFlight)
+
+        values[.foreignKeyIDDecrypts] = foreignKeyIDDecrypts
+        values[.foreignKeyIDRefused] = foreignKeyIDRefused
+        values[.activeKeyVersionSince] = UInt64(max(keyProbe.activeSinceSeconds ?? 0, 0))
+        for (slot, keyID) in Self.hashSlots(cache).enumerated() {
+            values[BrokerMetricID.keyIDSlot(slot, word: 0)!] = UInt64(keyID.version)
+            let digest = KeyIDDerivation.sha256(Array(keyID.description.utf8))
+            for word in 0..<4 {
+                values[BrokerMetricID.keyIDSlot(slot, word: word + 1)!] = digest[(word * 8)..<(word * 8 + 8)].reduce(0)
+                {
+                    $0 << 8 | UInt64($1)
+                }
+            }
+        }
+        for (index, operation) in VSOOperation.allCases.enumerated() {
+            var buckets = [UInt64](repeating: 0, count: VaultDurationBuckets.boundsMillis.count)
+            for (ours, entry) in statistics.vaultOperations where VSOOperation(ours) == operation {
+                for bucket in buckets.indices { buckets[bucket] &+= entry.buckets[bucket] }
+            }
+            for (bucket, count) in buckets.enumerated() {
+                values[BrokerMetricID.vsoBucket(operation: index, bucket: bucket)!] = count
+            }
+        }
         return MetricsAnswer(code: .ok, opensslVersion: Self.opensslVersion, values: values)
+    }
+
+    /// The key_ids whose SHA-256 travels in the hash slots: the active one first, then the newest
+    /// other known versions (`BrokerMetricID.keyIDSlots` in all).
+    static func hashSlots(_ cache: KeyCache) -> [KeyID] {
+        var slots: [KeyID] = []
+        if let active = cache.activeKeyID { slots.append(active) }
+        for version in cache.keyIDs.keys.sorted(by: >) where slots.count < BrokerMetricID.keyIDSlots {
+            if let keyID = cache.keyIDs[version], keyID != cache.activeKeyID { slots.append(keyID) }
+        }
+        return slots
     }
 
     /// The edition as the number `BrokerMetricID.vaultEdition` carries.

@@ -53,7 +53,10 @@ extension BrokerService {
         }
     }
 
-    /// Decrypts only when the request's key_id is the one derived for the ciphertext's version.
+    /// Decrypts only when the request's key_id is the one derived for the ciphertext's version,
+    /// or, with `--accept-foreign-key-ids`, when the key_id is not of this plugin's scheme at all
+    /// and the ciphertext's version is one the cache knows (takeover of another plugin's data).
+    /// A key_id of our scheme that does not match is refused in both modes.
     func startDecrypt(_ connection: FrontConnection, _ requestID: UInt32, _ request: DecryptRequest) {
         func fail(_ code: BrokerErrorCode, _ reason: String? = nil) {
             if let reason {
@@ -68,15 +71,24 @@ extension BrokerService {
                 .first(where: { request.ciphertext[$0] == UInt8(ascii: ":") }),
             Base64.isStandardBase64(request.ciphertext[(bodyStart + 1)...])
         else { return fail(.invalidRequest, "ciphertext is not vault:v<N>:<base64>") }
-        guard let requested = KeyID(parsing: request.keyID), requested.version == prefix.version else {
+        let requested = KeyID(parsing: request.keyID)
+        if requested == nil, !configuration.acceptForeignKeyIDs {
+            foreignKeyIDRefused &+= 1
+            return fail(.unknownKeyID, "key_id is not of this plugin's scheme (takeover mode is off)")
+        }
+        if let requested, requested.version != prefix.version {
             return fail(.unknownKeyID, "key_id does not name the ciphertext's version")
         }
         guard connection.beginVaultRequest() else { return fail(.tooManyRequests) }
         let deadlineMillis = deadline(request.deadlineMillis)
-        checkKnown(requested) { [weak self] known in
+        checkKnown(version: prefix.version, keyID: requested) { [weak self] known in
             guard let self else { return }
             guard known else {
                 connection.endVaultRequest()
+                if requested == nil {
+                    self.foreignKeyIDRefused &+= 1
+                    return fail(.unknownKeyID, "foreign key_id: version \(prefix.version) is not a known version")
+                }
                 return fail(.unknownKeyID, "key_id not derivable for version \(prefix.version)")
             }
             let started = EventLoop.nowNanos()
@@ -85,6 +97,7 @@ extension BrokerService {
                 connection.endVaultRequest()
                 switch result {
                 case .success(let plaintext):
+                    if requested == nil { self.countForeignRead(version: prefix.version) }
                     connection.answer(
                         .decryptRequest, requestID, payload: DecryptAnswer(code: .ok, plaintext: plaintext).payload())
                 case .failure(let error):
@@ -95,16 +108,30 @@ extension BrokerService {
         }
     }
 
-    /// True when the cache derives exactly `keyID` for its version. A version newer than every
-    /// cached one triggers one rate-limited metadata refresh before the answer.
-    private func checkKnown(_ keyID: KeyID, completion: @escaping (Bool) -> Void) {
+    /// One read under a foreign key_id: counted always, logged once per version (the counter,
+    /// not the log, is what the takeover runbook watches).
+    private func countForeignRead(version: UInt32) {
+        foreignKeyIDDecrypts &+= 1
+        guard foreignVersionsLogged.insert(version).inserted else { return }
+        logger.warning(
+            "broker.decrypt.foreign_key_id",
+            metadata: ["version": "\(version)", "reads": "\(foreignKeyIDDecrypts)"])
+    }
+
+    /// True when the cache knows `version` and, for a key_id of our scheme, derives exactly it.
+    /// A version newer than every cached one triggers one rate-limited metadata refresh first.
+    private func checkKnown(version: UInt32, keyID: KeyID?, completion: @escaping (Bool) -> Void) {
+        let matches: (KeyCache) -> Bool = { cache in
+            guard let derived = cache.keyID(forVersion: version) else { return false }
+            return keyID == nil || derived == keyID
+        }
         let cache = keyProbe.cache
-        if cache.keyID(forVersion: keyID.version) == keyID { return completion(true) }
+        if matches(cache) { return completion(true) }
         let newest = cache.keyIDs.keys.max() ?? 0
-        guard keyID.version > newest else { return completion(false) }
+        guard version > newest else { return completion(false) }
         keyProbe.refreshForNewerVersion { [weak self] refreshed in
             guard let self, refreshed else { return completion(false) }
-            completion(self.keyProbe.cache.keyID(forVersion: keyID.version) == keyID)
+            completion(matches(self.keyProbe.cache))
         }
     }
 

@@ -42,6 +42,11 @@ public final class BrokerService {
     private(set) var lifecycle: Lifecycle = .initial
     private var connections: [UInt64: FrontConnection] = [:]
     private var nextConnectionSerial: UInt64 = 1
+    /// Decrypts answered under a foreign key_id (`--accept-foreign-key-ids`), and those refused
+    /// because their key_id was foreign; versions already logged as read under a foreign key_id.
+    var foreignKeyIDDecrypts: UInt64 = 0
+    var foreignKeyIDRefused: UInt64 = 0
+    var foreignVersionsLogged: Set<UInt32> = []
 
     /// Validates the configuration and reads and checks the secret-ID file once, so that a bad
     /// file stops startup with a clear error. Nothing is sent to Vault before `start()`.
@@ -136,6 +141,14 @@ public final class BrokerService {
             logger.warning(
                 "broker.vault.proxy",
                 metadata: ["proxy": "\(proxy)", "reason": "--vault-proxy: every Vault call goes through this proxy"])
+        }
+        if configuration.acceptForeignKeyIDs {
+            logger.warning(
+                "broker.compat.foreign_key_ids",
+                metadata: [
+                    "reason":
+                        "--accept-foreign-key-ids: Decrypt accepts key_ids of another plugin for vault:vN: ciphertexts of this key; switch off once vault_kube_kms_foreign_key_id_decrypts_total stops rising"
+                ])
         }
         tokens.start()
         keyProbe.startPeriodic()

@@ -1,10 +1,11 @@
+import KMSCore
 import KMSRuntime
 
 /// Vault calls of one kind since start. Bounded: one entry per `VaultOperation`.
 public struct VaultOperationStatistics: Equatable, Sendable {
     /// Upper bounds (milliseconds) of the duration histogram buckets; a last, implicit bucket
     /// holds everything slower.
-    public static let bucketBoundsMillis: [Int64] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]
+    public static let bucketBoundsMillis: [Int64] = VaultDurationBuckets.boundsMillis
 
     public var count: UInt64 = 0
     /// Calls that did not answer 2xx, by error class (`BrokerErrorCode` names: `unavailable`,
@@ -38,6 +39,21 @@ public enum VaultOperation: String, CaseIterable, Sendable {
         if path.contains("/decrypt/") { return .decrypt }
         if path.contains("/keys/") { return .readKey }
         return .other
+    }
+}
+
+/// HashiCorp's operation names (`vso_client_operations_*{operation}`, from the Vault Secrets
+/// Operator's client): reads are GETs, writes every other Transit or token call.
+public enum VSOOperation: String, CaseIterable, Sendable {
+    case login, renew, read, write
+
+    init(_ operation: VaultOperation) {
+        switch operation {
+        case .login: self = .login
+        case .renew: self = .renew
+        case .readKey, .license: self = .read
+        case .encrypt, .decrypt, .other: self = .write
+        }
     }
 }
 

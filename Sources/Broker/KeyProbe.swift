@@ -2,6 +2,10 @@ import KMSCore
 import KMSRuntime
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Keeps the `KeyCache` fresh: reads the key metadata after each login and every
 /// `keyCheckInterval`, and on demand (rate-limited) when Decrypt names a version newer than any
 /// cached one. Concurrent reads are coalesced into one Vault call.
@@ -20,6 +24,8 @@ final class KeyProbe {
 
     private(set) var cache: KeyCache
     private(set) var health: Health = .unknown
+    /// Unix seconds when the active version last changed (nil before the first adoption).
+    private(set) var activeSinceSeconds: Int64?
     private var reading = false
     private var waiters: [() -> Void] = []
     private var lastOnDemandMillis: Int64?
@@ -118,6 +124,7 @@ final class KeyProbe {
                     logger.info("broker.key.pending", metadata: ["version": "\(pending)", "active": "\(version)"])
                 }
                 if changed {
+                    activeSinceSeconds = Int64(time(nil))
                     logger.info(
                         "broker.key.active",
                         metadata: [

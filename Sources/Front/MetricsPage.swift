@@ -38,25 +38,34 @@ enum MetricsPage {
         return out.text
     }
 
+    /// The KMS call histogram twice: as OpenTelemetry's `rpc.server.call.duration` (seconds) and
+    /// as HashiCorp's plugin exports it, otelgrpc's older `rpc.server.duration` (milliseconds).
     private static func renderCalls(_ figures: MetricsFigures, _ out: inout PrometheusText) {
         let keys = figures.calls.keys.sorted()
-        if !keys.isEmpty {
-            out.family(
-                "rpc_server_call_duration_seconds", .histogram, "Duration of KMS gRPC calls by method and status.")
-        }
-        for key in keys {
-            guard let histogram = figures.calls[key] else { continue }
-            let labels = [("method", key.method), ("grpc_code", codeName(key.code))]
-            var cumulative: UInt64 = 0
-            for (index, bound) in CallMetrics.bucketMicros.enumerated() {
-                cumulative += histogram.buckets[index]
-                out.sample(
-                    "rpc_server_call_duration_seconds_bucket", labels + [("le", PrometheusText.seconds(micros: bound))],
-                    cumulative)
+        let histograms: [(String, String, [UInt64], (UInt64) -> String)] = [
+            (
+                "rpc_server_call_duration_seconds",
+                "Duration of KMS gRPC calls (OpenTelemetry rpc.server.call.duration).",
+                CallMetrics.secondsBucketMicros, { PrometheusText.seconds(micros: $0) }
+            ),
+            (
+                "rpc_server_duration_milliseconds",
+                "Duration of KMS gRPC calls in milliseconds (HashiCorp vault-kube-kms compatible).",
+                CallMetrics.millisecondsBucketMicros, { PrometheusText.seconds(micros: $0 &* 1000) }
+            ),
+        ]
+        for (family, help, bounds, unit) in histograms where !keys.isEmpty {
+            out.family(family, .histogram, help)
+            for key in keys {
+                guard let histogram = figures.calls[key] else { continue }
+                let labels = callLabels(key, hashicorp: family == "rpc_server_duration_milliseconds")
+                for (bound, count) in zip(bounds, CallMetrics.cumulative(histogram, at: bounds)) {
+                    out.sample(family + "_bucket", labels + [("le", unit(bound))], count)
+                }
+                out.sample(family + "_bucket", labels + [("le", "+Inf")], histogram.count)
+                out.sample(family + "_sum", labels, unit(histogram.sumMicros))
+                out.sample(family + "_count", labels, histogram.count)
             }
-            out.sample("rpc_server_call_duration_seconds_bucket", labels + [("le", "+Inf")], histogram.count)
-            out.sample("rpc_server_call_duration_seconds_sum", labels, micros: histogram.sumMicros)
-            out.sample("rpc_server_call_duration_seconds_count", labels, histogram.count)
         }
         var requests: [String: UInt64] = [:]
         var errors: [String: UInt64] = [:]
@@ -226,6 +235,9 @@ enum MetricsPage {
         gauge(
             &out, "vault_kube_kms_vault_tls_verification_disabled",
             "1 when TLS verification of Vault is disabled (development only).", v[.tlsVerificationDisabled])
+        renderKeyIDHashes(v, &out)
+        renderTakeover(v, &out)
+        renderVSO(v, &out)
         gauge(
             &out, "vault_kube_kms_broker_front_connections", "Front connections open at the broker.",
             v[.frontConnections])
@@ -253,6 +265,101 @@ enum MetricsPage {
 
     /// The broker accepts at most 8 addresses; a larger count from a broken broker is cut here.
     static let maxAddressLabels: UInt64 = 8
+
+    /// The active and known key_ids as kube-apiserver labels them (`sha256:<hex>` of the key_id),
+    /// so PromQL can join `apiserver_envelope_encryption_key_id_hash_*` with them.
+    private static func renderKeyIDHashes(_ v: [BrokerMetricID: UInt64], _ out: inout PrometheusText) {
+        var rows: [(String, String, String)] = []
+        for slot in 0..<BrokerMetricID.keyIDSlots {
+            guard let version = v[BrokerMetricID.keyIDSlot(slot, word: 0)!], version != 0 else { continue }
+            var hex = "sha256:"
+            for word in 1...4 { hex += hex16(v[BrokerMetricID.keyIDSlot(slot, word: word)!] ?? 0) }
+            rows.append((hex, String(version), slot == 0 ? "active" : "known"))
+        }
+        if !rows.isEmpty {
+            out.family(
+                "vault_kube_kms_key_id_hash_info", .gauge,
+                "Active and known key_ids hashed as kube-apiserver's key_id_hash label (sha256 of the key_id).")
+            for (hash, version, state) in rows {
+                out.sample(
+                    "vault_kube_kms_key_id_hash_info",
+                    [("key_id_hash", hash), ("key_version", version), ("state", state)], 1)
+            }
+        }
+        gauge(
+            &out, "vault_kube_kms_key_active_since_timestamp_seconds",
+            "Unix time when this broker adopted the active key version (0: not yet).", v[.activeKeyVersionSince])
+    }
+
+    /// Reads of data another plugin wrote (`--accept-foreign-key-ids`).
+    private static func renderTakeover(_ v: [BrokerMetricID: UInt64], _ out: inout PrometheusText) {
+        if let reads = v[.foreignKeyIDDecrypts] {
+            out.family(
+                "vault_kube_kms_foreign_key_id_decrypts_total", .counter,
+                "Decrypts answered for a key_id of another plugin (takeover mode); stops rising once storage is migrated."
+            )
+            out.sample("vault_kube_kms_foreign_key_id_decrypts_total", [], reads)
+        }
+        if let refused = v[.foreignKeyIDRefused] {
+            out.family(
+                "vault_kube_kms_foreign_key_id_refusals_total", .counter,
+                "Decrypts refused because the key_id was of another plugin (mode off, or version not known).")
+            out.sample("vault_kube_kms_foreign_key_id_refusals_total", [], refused)
+        }
+    }
+
+    /// HashiCorp's Vault client families (`vso_client_operations_*`, from the Vault Secrets
+    /// Operator's client): operations login, renew, read (GETs) and write (everything else).
+    private static func renderVSO(_ v: [BrokerMetricID: UInt64], _ out: inout PrometheusText) {
+        let ours: [(String, BrokerMetricID, BrokerMetricID, BrokerMetricID)] = [
+            ("login", .vaultLoginTotal, .vaultLoginErrors, .vaultLoginMicros),
+            ("renew", .vaultRenewTotal, .vaultRenewErrors, .vaultRenewMicros),
+            ("read", .vaultReadKeyTotal, .vaultReadKeyErrors, .vaultReadKeyMicros),
+            ("read", .vaultLicenseTotal, .vaultLicenseErrors, .vaultLicenseMicros),
+            ("write", .vaultEncryptTotal, .vaultEncryptErrors, .vaultEncryptMicros),
+            ("write", .vaultDecryptTotal, .vaultDecryptErrors, .vaultDecryptMicros),
+            ("write", .vaultOtherTotal, .vaultOtherErrors, .vaultOtherMicros),
+        ]
+        let operations = ["login", "renew", "read", "write"]
+        var totals: [String: (count: UInt64, errors: UInt64, micros: UInt64)] = [:]
+        for (name, total, errors, micros) in ours {
+            let sum = totals[name, default: (0, 0, 0)]
+            totals[name] = (
+                sum.count &+ (v[total] ?? 0), sum.errors &+ (v[errors] ?? 0), sum.micros &+ (v[micros] ?? 0)
+            )
+        }
+        let connection = ("vault_connection", "default")
+        out.family(
+            "vso_client_operations_total", .counter, "Vault client operations (HashiCorp vault-kube-kms compatible).")
+        for name in operations {
+            out.sample("vso_client_operations_total", [("operation", name), connection], totals[name]?.count ?? 0)
+        }
+        out.family(
+            "vso_client_operations_errors_total", .counter,
+            "Vault client operations without a 2xx answer (HashiCorp vault-kube-kms compatible).")
+        for name in operations {
+            out.sample(
+                "vso_client_operations_errors_total", [("operation", name), connection], totals[name]?.errors ?? 0)
+        }
+        guard v[BrokerMetricID.vsoBucket(operation: 0, bucket: 0)!] != nil else { return }
+        out.family(
+            "vso_client_operations_time_seconds", .histogram,
+            "Length of time per Vault client operation (HashiCorp vault-kube-kms compatible).")
+        for (index, name) in operations.enumerated() {
+            let labels = [("operation", name), connection]
+            let count = totals[name]?.count ?? 0
+            var cumulative: UInt64 = 0
+            for (bucket, bound) in VaultDurationBuckets.boundsMillis.enumerated() {
+                cumulative &+= v[BrokerMetricID.vsoBucket(operation: index, bucket: bucket)!] ?? 0
+                out.sample(
+                    "vso_client_operations_time_seconds_bucket",
+                    labels + [("le", PrometheusText.seconds(micros: UInt64(bound) * 1000))], min(cumulative, count))
+            }
+            out.sample("vso_client_operations_time_seconds_bucket", labels + [("le", "+Inf")], count)
+            out.sample("vso_client_operations_time_seconds_sum", labels, micros: totals[name]?.micros ?? 0)
+            out.sample("vso_client_operations_time_seconds_count", labels, count)
+        }
+    }
 
     private static func renderProcesses(_ figures: MetricsFigures, _ out: inout PrometheusText) {
         let broker = figures.broker?.values ?? [:]
@@ -289,6 +396,20 @@ enum MetricsPage {
         guard let value else { return }
         out.family(name, .gauge, help)
         out.sample(name, [], value)
+    }
+
+    /// OpenTelemetry's RPC attributes as Prometheus labels. A path naming no KMS method is
+    /// `_OTHER` (a bounded value, as the conventions ask); the status code travels numeric
+    /// (`rpc.grpc.status_code`) and, on our own family, also by name (`rpc.response.status_code`
+    /// of the newer conventions).
+    static func callLabels(_ key: CallMetrics.Key, hashicorp: Bool) -> [(String, String)] {
+        let known = key.method != CallMetrics.unknownMethod
+        var labels = [
+            ("rpc_system", "grpc"), ("rpc_service", known ? "v2.KeyManagementService" : "_OTHER"),
+            ("rpc_method", known ? key.method : "_OTHER"), ("rpc_grpc_status_code", String(key.code)),
+        ]
+        if !hashicorp { labels.append(("rpc_response_status_code", codeName(key.code))) }
+        return labels
     }
 
     static func hex16(_ value: UInt64) -> String {

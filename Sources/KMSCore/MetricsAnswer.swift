@@ -116,4 +116,58 @@ public enum BrokerMetricID: UInt16, Sendable, CaseIterable {
     /// Front connections open at the broker and their requests waiting for Vault.
     case frontConnections = 0x0411
     case frontRequestsInFlight = 0x0412
+
+    // Takeover of data written by another plugin (`--accept-foreign-key-ids`).
+    /// Decrypts answered although the key_id was not of this plugin's scheme (compatibility mode).
+    case foreignKeyIDDecrypts = 0x0601
+    /// Decrypts refused because the key_id was foreign (mode off, or the version is not known).
+    case foreignKeyIDRefused = 0x0602
+    /// Unix seconds when this broker adopted the active key version (0 unknown).
+    case activeKeyVersionSince = 0x0603
+
+    // The SHA-256 of key_ids, as kube-apiserver hashes them for `key_id_hash` labels: slot 0 the
+    // active key_id, slots 1-3 the newest other known versions. Each slot: the Transit version
+    // (0: empty slot) and the 32-byte digest as four big-endian u64 words.
+    case keyIDSlot0Version = 0x0610, keyIDSlot0Hash0, keyIDSlot0Hash1, keyIDSlot0Hash2, keyIDSlot0Hash3
+    case keyIDSlot1Version = 0x0618, keyIDSlot1Hash0, keyIDSlot1Hash1, keyIDSlot1Hash2, keyIDSlot1Hash3
+    case keyIDSlot2Version = 0x0620, keyIDSlot2Hash0, keyIDSlot2Hash1, keyIDSlot2Hash2, keyIDSlot2Hash3
+    case keyIDSlot3Version = 0x0628, keyIDSlot3Hash0, keyIDSlot3Hash1, keyIDSlot3Hash2, keyIDSlot3Hash3
+
+    // Vault call durations by HashiCorp's operation names (login, renew, read, write): counts
+    // per bucket of `VaultDurationBuckets.boundsMillis` (non-cumulative); the count above the
+    // last bound is the operation's total minus these.
+    case vsoLoginBucket0 = 0x0701, vsoLoginBucket1, vsoLoginBucket2, vsoLoginBucket3, vsoLoginBucket4, vsoLoginBucket5,
+        vsoLoginBucket6, vsoLoginBucket7, vsoLoginBucket8, vsoLoginBucket9, vsoLoginBucket10
+    case vsoRenewBucket0 = 0x0711, vsoRenewBucket1, vsoRenewBucket2, vsoRenewBucket3, vsoRenewBucket4, vsoRenewBucket5,
+        vsoRenewBucket6, vsoRenewBucket7, vsoRenewBucket8, vsoRenewBucket9, vsoRenewBucket10
+    case vsoReadBucket0 = 0x0721, vsoReadBucket1, vsoReadBucket2, vsoReadBucket3, vsoReadBucket4, vsoReadBucket5,
+        vsoReadBucket6, vsoReadBucket7, vsoReadBucket8, vsoReadBucket9, vsoReadBucket10
+    case vsoWriteBucket0 = 0x0731, vsoWriteBucket1, vsoWriteBucket2, vsoWriteBucket3, vsoWriteBucket4, vsoWriteBucket5,
+        vsoWriteBucket6, vsoWriteBucket7, vsoWriteBucket8, vsoWriteBucket9, vsoWriteBucket10
+}
+
+extension BrokerMetricID {
+    /// Slot `slot` (0...3) of the key_id hashes: the version id, then the four digest words.
+    public static func keyIDSlot(_ slot: Int, word: Int) -> BrokerMetricID? {
+        guard (0..<keyIDSlots).contains(slot), (0...4).contains(word) else { return nil }
+        return BrokerMetricID(rawValue: UInt16(0x0610 + slot * 8 + word))
+    }
+
+    /// Key_id hash slots in a METRICS answer.
+    public static let keyIDSlots = 4
+
+    /// Bucket `bucket` of HashiCorp operation `operation` (0 login, 1 renew, 2 read, 3 write).
+    public static func vsoBucket(operation: Int, bucket: Int) -> BrokerMetricID? {
+        guard (0..<4).contains(operation), VaultDurationBuckets.boundsMillis.indices.contains(bucket) else {
+            return nil
+        }
+        return BrokerMetricID(rawValue: UInt16(0x0701 + operation * 0x10 + bucket))
+    }
+}
+
+/// Upper bounds (milliseconds) of the Vault call duration histograms, shared by the broker (which
+/// counts) and the front (which renders `vso_client_operations_time_seconds`). Each is one of the
+/// Vault Secrets Operator's bucket bounds (0.005 s ... 10 s); docs/metrics.md says why not all 33.
+public enum VaultDurationBuckets {
+    public static let boundsMillis: [Int64] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]
 }

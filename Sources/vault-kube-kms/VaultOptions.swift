@@ -52,6 +52,11 @@ struct VaultOptions: ParsableArguments {
         help: "Proxy for Vault calls, http(s):// or socks5(h)://host:port (default none; http_proxy etc. are ignored)."
     )
     var vaultProxy: String?
+    @Flag(
+        help: ArgumentHelp(
+            "Takeover mode: also decrypt data another plugin wrote under its own key_ids (vault:vN: of this key, N known).",
+            discussion: "Counted in vault_kube_kms_foreign_key_id_decrypts_total; see docs/operations.md."))
+    var acceptForeignKeyIds = false
 
     /// The validated broker configuration these flags describe.
     func configuration() throws(ConfigurationError) -> BrokerConfiguration {
@@ -83,6 +88,7 @@ struct VaultOptions: ParsableArguments {
             tlsSkipVerify: tlsSkipVerify || Flags.bool("tls-skip-verify"),
             requireEnterprise: requireEnterprise || Flags.bool("require-enterprise"))
         configuration.vaultProxy = Flags.resolve(vaultProxy, "vault-proxy")
+        configuration.acceptForeignKeyIDs = acceptForeignKeyIds || Flags.bool("accept-foreign-key-ids")
         return try configuration.validated()
     }
 }

@@ -23,7 +23,10 @@ final class BrokerHarness {
     private(set) var brokerClosed = false
     static let secretID = "4f7c1a2e-9b3d-4e5f-8a6b-7c8d9e0f1a2b"
 
-    init(keyCheckIntervalMillis: Int = 30_000, configure: (FakeVault) -> Void = { _ in }) throws {
+    init(
+        keyCheckIntervalMillis: Int = 30_000, acceptForeignKeyIDs: Bool = false,
+        configure: (FakeVault) -> Void = { _ in }
+    ) throws {
         loop = try EventLoop()
         vault = FakeVault(loop: loop)
         configure(vault)
@@ -31,7 +34,9 @@ final class BrokerHarness {
         let configuration = BrokerConfiguration(
             vaultAddress: "http://127.0.0.1:8200", vaultKeyPath: "transit/keys/kek", roleID: "role-1234",
             secretIDPath: secretPath, keyCheckIntervalMillis: keyCheckIntervalMillis)
-        service = try BrokerService(configuration: configuration, loop: loop, logger: logs.logger, transport: vault)
+        var configured = configuration
+        configured.acceptForeignKeyIDs = acceptForeignKeyIDs
+        service = try BrokerService(configuration: configured, loop: loop, logger: logs.logger, transport: vault)
         let (brokerEnd, frontEnd) = try UnixSocket.seqpacketPair()
         frontFD = frontEnd
         try UnixSocket.setNonBlocking(frontFD)

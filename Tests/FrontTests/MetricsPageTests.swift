@@ -32,29 +32,90 @@ struct MetricsPageTests {
 
     private func lines(_ text: String) -> [Substring] { text.split(separator: "\n") }
 
+    private let encryptOK =
+        "rpc_system=\"grpc\",rpc_service=\"v2.KeyManagementService\",rpc_method=\"Encrypt\",rpc_grpc_status_code=\"0\""
+
     @Test func histogramBucketsAreCumulativeAndEndAtTheCount() {
         let text = MetricsPage.render(figures())
-        let encrypt = lines(text).filter {
-            $0.hasPrefix("rpc_server_call_duration_seconds_bucket{method=\"Encrypt\",grpc_code=\"OK\"")
-        }
-        #expect(encrypt.count == CallMetrics.bucketMicros.count + 1)
-        #expect(
-            encrypt.first
-                == "rpc_server_call_duration_seconds_bucket{method=\"Encrypt\",grpc_code=\"OK\",le=\"0.0001\"} 1")
-        #expect(
-            encrypt.contains(
-                "rpc_server_call_duration_seconds_bucket{method=\"Encrypt\",grpc_code=\"OK\",le=\"0.0025\"} 1"))
-        #expect(
-            encrypt.contains(
-                "rpc_server_call_duration_seconds_bucket{method=\"Encrypt\",grpc_code=\"OK\",le=\"0.005\"} 2"))
-        #expect(
-            encrypt.last == "rpc_server_call_duration_seconds_bucket{method=\"Encrypt\",grpc_code=\"OK\",le=\"+Inf\"} 2"
-        )
-        #expect(text.contains("rpc_server_call_duration_seconds_sum{method=\"Encrypt\",grpc_code=\"OK\"} 0.00308\n"))
+        let labels = encryptOK + ",rpc_response_status_code=\"OK\""
+        let encrypt = lines(text).filter { $0.hasPrefix("rpc_server_call_duration_seconds_bucket{\(labels)") }
+        #expect(encrypt.count == CallMetrics.secondsBucketMicros.count + 1)
+        #expect(encrypt.first == "rpc_server_call_duration_seconds_bucket{\(labels),le=\"0.0001\"} 1")
+        #expect(encrypt.contains("rpc_server_call_duration_seconds_bucket{\(labels),le=\"0.0025\"} 1"))
+        #expect(encrypt.contains("rpc_server_call_duration_seconds_bucket{\(labels),le=\"0.005\"} 2"))
+        #expect(encrypt.last == "rpc_server_call_duration_seconds_bucket{\(labels),le=\"+Inf\"} 2")
+        #expect(text.contains("rpc_server_call_duration_seconds_sum{\(labels)} 0.00308\n"))
         #expect(
             text.contains(
-                "rpc_server_call_duration_seconds_bucket{method=\"Decrypt\",grpc_code=\"INVALID_ARGUMENT\",le=\"10\"} 0\n"
+                "rpc_server_call_duration_seconds_bucket{rpc_system=\"grpc\",rpc_service=\"v2.KeyManagementService\",rpc_method=\"Decrypt\",rpc_grpc_status_code=\"3\",rpc_response_status_code=\"INVALID_ARGUMENT\",le=\"10\"} 0\n"
             ))
+        #expect(
+            text.contains(
+                "rpc_server_call_duration_seconds_count{rpc_system=\"grpc\",rpc_service=\"_OTHER\",rpc_method=\"_OTHER\",rpc_grpc_status_code=\"12\",rpc_response_status_code=\"UNIMPLEMENTED\"} 1\n"
+            ))
+    }
+
+    /// HashiCorp's histogram: the same calls, in milliseconds, with the OpenTelemetry SDK's default
+    /// bounds (0 ... 10000) and no status name label.
+    @Test func hashicorpHistogramIsTheSameCallsInMilliseconds() {
+        let text = MetricsPage.render(figures())
+        let encrypt = lines(text).filter { $0.hasPrefix("rpc_server_duration_milliseconds_bucket{\(encryptOK),") }
+        #expect(encrypt.count == CallMetrics.millisecondsBucketMicros.count + 1)
+        #expect(encrypt.first == "rpc_server_duration_milliseconds_bucket{\(encryptOK),le=\"0\"} 0")
+        #expect(encrypt.contains("rpc_server_duration_milliseconds_bucket{\(encryptOK),le=\"5\"} 2"))
+        #expect(encrypt.contains("rpc_server_duration_milliseconds_bucket{\(encryptOK),le=\"7500\"} 2"))
+        #expect(encrypt.last == "rpc_server_duration_milliseconds_bucket{\(encryptOK),le=\"+Inf\"} 2")
+        #expect(text.contains("rpc_server_duration_milliseconds_sum{\(encryptOK)} 3.08\n"))
+        #expect(text.contains("rpc_server_duration_milliseconds_count{\(encryptOK)} 2\n"))
+        #expect(text.contains("# TYPE rpc_server_duration_milliseconds histogram\n"))
+    }
+
+    /// vso_client_operations_*: our seven operations folded into HashiCorp's four, buckets
+    /// cumulative and bounded by the count.
+    @Test func vsoFamiliesFoldOperationsIntoLoginRenewReadWrite() {
+        var figures = figures()
+        var values = figures.broker!.values
+        values[.vaultDecryptTotal] = 5
+        values[.vaultDecryptErrors] = 2
+        values[.vaultDecryptMicros] = 40_000
+        values[.vaultOtherTotal] = 1
+        values[BrokerMetricID.vsoBucket(operation: 3, bucket: 0)!] = 6  // <= 5 ms
+        values[BrokerMetricID.vsoBucket(operation: 3, bucket: 3)!] = 1  // <= 50 ms
+        for bucket in 0..<VaultDurationBuckets.boundsMillis.count
+        where values[BrokerMetricID.vsoBucket(operation: 0, bucket: bucket)!] == nil {
+            values[BrokerMetricID.vsoBucket(operation: 0, bucket: bucket)!] = 0
+        }
+        figures.broker!.values = values
+        let text = MetricsPage.render(figures)
+        let write = "operation=\"write\",vault_connection=\"default\""
+        #expect(text.contains("vso_client_operations_total{\(write)} 8\n"))
+        #expect(text.contains("vso_client_operations_errors_total{\(write)} 2\n"))
+        #expect(text.contains("vso_client_operations_total{operation=\"login\",vault_connection=\"default\"} 3\n"))
+        #expect(text.contains("vso_client_operations_time_seconds_bucket{\(write),le=\"0.005\"} 6\n"))
+        #expect(text.contains("vso_client_operations_time_seconds_bucket{\(write),le=\"0.025\"} 6\n"))
+        #expect(text.contains("vso_client_operations_time_seconds_bucket{\(write),le=\"0.05\"} 7\n"))
+        #expect(text.contains("vso_client_operations_time_seconds_bucket{\(write),le=\"+Inf\"} 8\n"))
+        #expect(text.contains("vso_client_operations_time_seconds_sum{\(write)} 0.0425\n"))
+    }
+
+    /// The key_id hash slots become `sha256:<64 hex>` labels, active first.
+    @Test func keyIDHashSlotsRenderAsApiserverStyleLabels() {
+        var figures = figures()
+        figures.broker!.values[BrokerMetricID.keyIDSlot(0, word: 0)!] = 4
+        figures.broker!.values[BrokerMetricID.keyIDSlot(0, word: 1)!] = 0x0123_4567_89ab_cdef
+        figures.broker!.values[BrokerMetricID.keyIDSlot(0, word: 4)!] = 0xff
+        figures.broker!.values[BrokerMetricID.keyIDSlot(1, word: 0)!] = 3
+        figures.broker!.values[BrokerMetricID.keyIDSlot(2, word: 0)!] = 0
+        let text = MetricsPage.render(figures)
+        #expect(
+            text.contains(
+                "vault_kube_kms_key_id_hash_info{key_id_hash=\"sha256:0123456789abcdef\(String(repeating: "0", count: 32))00000000000000ff\",key_version=\"4\",state=\"active\"} 1\n"
+            ))
+        #expect(
+            text.contains(
+                "vault_kube_kms_key_id_hash_info{key_id_hash=\"sha256:\(String(repeating: "0", count: 64))\",key_version=\"3\",state=\"known\"} 1\n"
+            ))
+        #expect(lines(text).filter { $0.hasPrefix("vault_kube_kms_key_id_hash_info{") }.count == 2)
     }
 
     @Test func requestAndErrorCountsArePerMethod() {

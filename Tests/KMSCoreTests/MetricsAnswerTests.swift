@@ -40,7 +40,8 @@ struct MetricsAnswerTests {
     }
 
     @Test func countAboveTheCapIsRefusedBeforeReadingEntries() {
-        let payload: [UInt8] = [0, 0, 0, 0, UInt8(Limits.maxMetricsEntries + 1)]
+        let over = UInt16(Limits.maxMetricsEntries + 1)
+        let payload: [UInt8] = [0, 0, 0, UInt8(over >> 8), UInt8(over & 0xFF)]
         #expect(throws: BrokerProtocolError.fieldTooLong("metrics")) { try MetricsAnswer.decode(payload) }
     }
 

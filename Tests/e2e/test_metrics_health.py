@@ -1,5 +1,6 @@
 """Health and metrics ports of the front (loopback only): /livez /readyz /healthz and /metrics in
 Prometheus text, covering both processes; checked with promtool where it is installed."""
+import hashlib
 import os
 import re
 import shutil
@@ -113,7 +114,9 @@ def test_metrics_show_call_figures_and_broker_figures(observed):
         api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id=encrypted.key_id, uid="uid-metrics-2"), timeout=3)
     client.Status(api().StatusRequest(), timeout=3)
     values = samples(scrape(observed))
-    assert values['rpc_server_call_duration_seconds_count{method="Encrypt",grpc_code="OK"}'] >= 1
+    assert values[
+        'rpc_server_call_duration_seconds_count{rpc_system="grpc",rpc_service="v2.KeyManagementService",'
+        'rpc_method="Encrypt",rpc_grpc_status_code="0",rpc_response_status_code="OK"}'] >= 1
     assert values['vault_kube_kms_requests_total{method="Decrypt"}'] >= 1
     assert values['vault_kube_kms_vault_requests_total{operation="encrypt"}'] >= 1
     assert values['vault_kube_kms_vault_requests_total{operation="decrypt"}'] >= 1
@@ -124,6 +127,50 @@ def test_metrics_show_call_figures_and_broker_figures(observed):
     assert values["vault_kube_kms_broker_connection_state"] == 1
     assert values['process_resident_memory_bytes{process="broker"}'] > 0
     assert values['process_open_fds{process="front"}'] > 0
+
+
+def test_hashicorp_names_and_units_sit_next_to_ours(observed):
+    """HashiCorp's vault-kube-kms series (docs/metrics.md): the gRPC histogram in milliseconds with a
+    numeric status code, and the vso_client_operations_* Vault client families, with the same
+    calls counted as in our own families."""
+    client = observed.client()
+    for index in range(3):
+        client.Encrypt(api().EncryptRequest(plaintext=os.urandom(32), uid=f"uid-hc-{index}"), timeout=3)
+    text = scrape(observed)
+    values = samples(text)
+    labels = 'rpc_service="v2.KeyManagementService",rpc_method="Encrypt",rpc_grpc_status_code="0"'
+    ms_count = values[f'rpc_server_duration_milliseconds_count{{rpc_system="grpc",{labels}}}']
+    s_count = values[f'rpc_server_call_duration_seconds_count{{rpc_system="grpc",{labels},rpc_response_status_code="OK"}}']
+    assert ms_count == s_count >= 3
+    ms_sum = values[f'rpc_server_duration_milliseconds_sum{{rpc_system="grpc",{labels}}}']
+    s_sum = values[f'rpc_server_call_duration_seconds_sum{{rpc_system="grpc",{labels},rpc_response_status_code="OK"}}']
+    assert abs(ms_sum - s_sum * 1000) < 0.01, (ms_sum, s_sum)
+    assert values[f'rpc_server_duration_milliseconds_bucket{{rpc_system="grpc",{labels},le="+Inf"}}'] == ms_count
+    assert f'rpc_server_duration_milliseconds_bucket{{rpc_system="grpc",{labels},le="7500"}}' in values
+    writes = values['vso_client_operations_total{operation="write",vault_connection="default"}']
+    assert writes == (values['vault_kube_kms_vault_requests_total{operation="encrypt"}']
+                      + values['vault_kube_kms_vault_requests_total{operation="decrypt"}']
+                      + values['vault_kube_kms_vault_requests_total{operation="other"}'])
+    assert writes >= 3
+    assert values['vso_client_operations_total{operation="login",vault_connection="default"}'] >= 1
+    assert values['vso_client_operations_total{operation="read",vault_connection="default"}'] >= 1
+    assert values['vso_client_operations_errors_total{operation="write",vault_connection="default"}'] == 0
+    assert values['vso_client_operations_time_seconds_count{operation="write",vault_connection="default"}'] == writes
+    assert values['vso_client_operations_time_seconds_bucket{operation="write",vault_connection="default",le="+Inf"}'] == writes
+    assert values['vso_client_operations_time_seconds_bucket{operation="write",vault_connection="default",le="10"}'] <= writes
+    assert "# TYPE vso_client_operations_time_seconds histogram" in text
+
+
+def test_key_id_hashes_are_sha256_of_the_key_ids_as_kube_apiserver_labels_them(observed):
+    """The active key_id's hash on our page equals `sha256:` + hex SHA-256 of the key_id Status
+    returns (k8s.io/apiserver envelope/metrics getHash), so PromQL can join the two pages."""
+    key_id = observed.client().Status(api().StatusRequest(), timeout=3).key_id
+    expected = "sha256:" + hashlib.sha256(key_id.encode()).hexdigest()
+    values = samples(scrape(observed))
+    version = key_id.split("-")[1][1:]
+    assert values[f'vault_kube_kms_key_id_hash_info{{key_id_hash="{expected}",key_version="{version}",state="active"}}'] == 1
+    assert 0 < values["vault_kube_kms_key_active_since_timestamp_seconds"] <= time.time()
+    assert values["vault_kube_kms_foreign_key_id_decrypts_total"] == 0
 
 
 def test_no_label_carries_a_path_a_key_name_or_a_uid(observed, vault):
@@ -143,7 +190,15 @@ def test_promtool_accepts_the_live_metrics_page(observed):
     observed.client().Status(api().StatusRequest(), timeout=3)
     text = scrape(observed)
     assert "vault_kube_kms_vault_requests_total" in text  # broker figures are there
+    assert "rpc_server_duration_milliseconds_count" in text and "vso_client_operations_total" in text
     checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    # The page parses (exit 1 would be a parse error), and promtool's lint finds exactly one thing:
+    # the unit in HashiCorp's name, which a drop-in must keep (docs/metrics.md).
+    assert checked.returncode == 3, checked.stdout + checked.stderr
+    assert (checked.stdout + checked.stderr).splitlines() == [
+        'rpc_server_duration_milliseconds use base unit "seconds" instead of "milliseconds"']
+    ours = "\n".join(line for line in text.splitlines() if "rpc_server_duration_milliseconds" not in line) + "\n"
+    checked = subprocess.run(["promtool", "check", "metrics"], input=ours, capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
