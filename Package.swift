@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "vault-kube-kms",
             dependencies: [
-                "Broker", "KMSRuntime", "CSpawn", "CSandbox", "KMSProbe",
+                "Broker", "KMSCore", "KMSRuntime", "CSpawn", "CSandbox", "KMSProbe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -10,6 +10,8 @@ struct BrokerCommand: ParsableCommand {
             Every flag can also be set through VAULT_KUBE_KMS_<FLAG> (for example \
             VAULT_KUBE_KMS_VAULT_ADDRESS); a flag on the command line wins.
             """,
-        subcommands: [ServeCommand.self, BrokerSplitCommand.self, PreflightCommand.self, ProbeCommand.self],
+        subcommands: [
+            ServeCommand.self, BrokerSplitCommand.self, PreflightCommand.self, ProbeCommand.self, RotationCommand.self,
+        ],
         defaultSubcommand: ServeCommand.self)
 }

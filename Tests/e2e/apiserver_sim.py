@@ -16,11 +16,19 @@ It behaves like kube-apiserver's envelope/kmsv2 transformer with the KDF on (the
 
 The store is a JSON file, so a new instance (a restarted apiserver) starts with an empty seed cache
 and must Decrypt every distinct seed again.
+
+`metrics_page()` renders what kube-apiserver's envelope metrics (k8s.io/apiserver
+storage/value/encrypt/envelope/metrics) would show for this instance: key_id and apiserver id
+hashed as `sha256:<hex of SHA-256>` (getHash, no salt),
+`apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds` set at every Status call
+and `apiserver_envelope_encryption_key_id_hash_total` counted per transformation.
 """
 import base64
+import hashlib
 import json
 import os
 import re
+import time
 import uuid
 
 from cryptography.hazmat.primitives import hashes
@@ -60,6 +68,11 @@ def validate_annotations(annotations):
         raise ValidationError("annotations exceed 32 KiB")
 
 
+def key_id_hash(text):
+    """kube-apiserver's label value for a key_id or apiserver id (envelope/metrics getHash)."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest() if text else ""
+
+
 def derive_dek(seed, info):
     """HKDF-SHA256 expand-only with the seed as PRK, as the apiserver's KDF mode does."""
     return HKDFExpand(algorithm=hashes.SHA256(), length=32, info=info).derive(seed)
@@ -80,6 +93,9 @@ class ApiServer:
         self.rotations_refused = []
         self.decrypt_calls = 0
         self.encrypt_calls = 0
+        self.apiserver_id = f"kube-apiserver-{uuid.uuid4()}"
+        self.status_seen = {}  # key_id -> time of the last Status call that returned it
+        self.key_id_uses = {}  # (transformation type, key_id) -> count
 
     # --- Status and seed rotation -------------------------------------------------------------
 
@@ -95,6 +111,7 @@ class ApiServer:
         self.version = status.version
         validate_key_id(status.key_id)
         self.status_key_id = status.key_id
+        self.status_seen[status.key_id] = time.time()
         if self.write_seed is None or self.write_seed[1] != status.key_id:
             try:
                 self._rotate_seed(status.key_id)
@@ -148,6 +165,7 @@ class ApiServer:
             "annotations": {k: base64.b64encode(v).decode() for k, v in annotations.items()},
         }
         self._save(store)
+        self.key_id_uses[("to_storage", key_id)] = self.key_id_uses.get(("to_storage", key_id), 0) + 1
         return key_id
 
     def read(self, name):
@@ -166,6 +184,8 @@ class ApiServer:
             if len(seed) != SEED_BYTES:
                 raise ValidationError(f"decrypted seed is {len(seed)} bytes")
             self.seed_cache[encrypted_seed] = seed
+        self.key_id_uses[("from_storage", record["key_id"])] = (
+            self.key_id_uses.get(("from_storage", record["key_id"]), 0) + 1)
         blob = base64.b64decode(record["data"])
         info, nonce, sealed = blob[:INFO_BYTES], blob[INFO_BYTES:INFO_BYTES + NONCE_BYTES], blob[INFO_BYTES + NONCE_BYTES:]
         path = f"/registry/secrets/default/{name}".encode()
@@ -176,3 +196,28 @@ class ApiServer:
 
     def key_ids(self):
         return {record["key_id"] for record in self._load().values()}
+
+    def metrics_page(self, provider_name="vault-kms"):
+        """This instance's envelope metrics in Prometheus text, labels sorted as client_golang does."""
+        server = key_id_hash(self.apiserver_id)
+        lines = [
+            "# HELP apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds [ALPHA] The last time "
+            "in seconds when a keyID was returned by the Status RPC call.",
+            "# TYPE apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds gauge",
+        ]
+        for key_id, seen in sorted(self.status_seen.items()):
+            lines.append(
+                "apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{"
+                f'apiserver_id_hash="{server}",key_id_hash="{key_id_hash(key_id)}",provider_name="{provider_name}"}} '
+                f"{seen:.9e}")
+        lines += [
+            "# HELP apiserver_envelope_encryption_key_id_hash_total [ALPHA] Number of times a keyID is used split "
+            "by transformation type, provider, and apiserver identity.",
+            "# TYPE apiserver_envelope_encryption_key_id_hash_total counter",
+        ]
+        for (kind, key_id), count in sorted(self.key_id_uses.items()):
+            lines.append(
+                "apiserver_envelope_encryption_key_id_hash_total{"
+                f'apiserver_id_hash="{server}",key_id_hash="{key_id_hash(key_id)}",provider_name="{provider_name}",'
+                f'transformation_type="{kind}"}} {count}')
+        return "\n".join(lines) + "\n"
