@@ -1,6 +1,8 @@
-"""deploy/prometheus: the alert rules pass `promtool check rules`, their behaviour passes
-`promtool test rules` (alerts fire on bad series and stay silent on good ones), and every
-metric they use is one the plugin exports (or is listed here as not exported yet)."""
+"""deploy/prometheus and deploy/grafana: the alert rules pass `promtool check rules`, their behaviour
+passes `promtool test rules` (alerts fire on bad series and stay silent on good ones, for our names
+and HashiCorp's), the dashboard's queries are valid PromQL, and every metric either uses is one the
+plugin exports (or kube-apiserver / Prometheus itself)."""
+import json
 import os
 import re
 import shutil
@@ -13,8 +15,12 @@ import plugin
 
 PROMETHEUS = os.path.join(plugin.ROOT, "deploy", "prometheus")
 RULES = os.path.join(PROMETHEUS, "vault-kube-kms-rules.yaml")
+DASHBOARD = os.path.join(plugin.ROOT, "deploy", "grafana", "vault-kube-kms-dashboard.json")
 # Series the rules use that Prometheus itself makes, not the plugin.
 EXPORTED_BY_PROMETHEUS = {"up"}
+# Series kube-apiserver exports (k8s.io/apiserver envelope metrics), joined with ours.
+EXPORTED_BY_APISERVER = {"apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds"}
+PREFIXES = ("vault_kube_kms_", "rpc_server_", "process_", "vso_", "apiserver_")
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) missing")
 
@@ -39,16 +45,42 @@ def test_promtool_rejects_a_broken_rule(tmp_path):
     assert result.returncode != 0
 
 
-def rule_metrics():
+def metric_names(exprs):
     names = set()
-    for group in yaml.safe_load(open(RULES))["groups"]:
-        for rule in group["rules"]:
-            expr = re.sub(r'\{[^}]*\}', "", rule["expr"])
-            expr = re.sub(r'\[[^\]]*\]', "", expr)
-            for word in re.findall(r"[a-z_][a-z0-9_]*", expr):
-                if word.startswith(("vault_kube_kms_", "rpc_server_", "process_")) or word in EXPORTED_BY_PROMETHEUS:
-                    names.add(word)
+    for text in exprs:
+        expr = re.sub(r'\{[^}]*\}', "", text)
+        expr = re.sub(r'\[[^\]]*\]', "", expr)
+        expr = re.sub(r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+        for word in re.findall(r"[a-z_][a-z0-9_]*", expr):
+            if word.startswith(PREFIXES) or word in EXPORTED_BY_PROMETHEUS:
+                names.add(word)
     return names
+
+
+def rule_metrics():
+    return metric_names(rule["expr"] for group in yaml.safe_load(open(RULES))["groups"] for rule in group["rules"])
+
+
+def dashboard_exprs():
+    return [target["expr"] for panel in json.load(open(DASHBOARD))["panels"] for target in panel["targets"]]
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path):
+    """Each panel's query, as a recording rule, passes `promtool check rules` (Grafana's $provider
+    variable replaced by the example EncryptionConfiguration's provider name)."""
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 8
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:panel{index}", "expr": expr.replace("$provider", "vault-kube-kms")}
+        for index, expr in enumerate(exprs)]}]}
+    (tmp_path / "dashboard-rules.yaml").write_text(yaml.safe_dump(rules))
+    result = subprocess.run(["promtool", "check", "rules", str(tmp_path / "dashboard-rules.yaml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = metric_names(exprs)
+    for ours, hashicorps in (("rpc_server_call_duration_seconds_count", "rpc_server_duration_milliseconds_count"),
+                             ("vault_kube_kms_vault_request_errors_total", "vso_client_operations_errors_total")):
+        assert ours in names and hashicorps in names  # both name sets are read
 
 
 def test_rules_cover_the_alert_areas_issue_5_names():
@@ -91,5 +123,6 @@ def test_every_metric_the_rules_use_is_exported_by_the_plugin(vault, workdir):
         running.stop()
     exported = set(re.findall(r"^# TYPE (\S+) ", page, re.M))
     exported |= {name + suffix for name in exported for suffix in ("_bucket", "_sum", "_count")}
-    missing = sorted(rule_metrics() - exported - EXPORTED_BY_PROMETHEUS)
-    assert missing == [], f"rules use metrics /metrics does not export: {missing}"
+    used = rule_metrics() | metric_names(dashboard_exprs())
+    missing = sorted(used - exported - EXPORTED_BY_PROMETHEUS - EXPORTED_BY_APISERVER)
+    assert missing == [], f"rules or the dashboard use metrics /metrics does not export: {missing}"
