@@ -28,7 +28,7 @@ public enum Limits {
     /// Largest gRPC message the front accepts: a Decrypt request with the maximum annotations
     /// (32 KiB) and ciphertext (1 KiB) fits; grpc-go's default client limit is 4 MiB.
     public static let maxGRPCMessageBytes = 64 * 1024
-    /// Entries in one METRICS answer. 64 until issue 14 (46 ids); the HashiCorp-compatible Vault
+    /// Entries in one METRICS answer. 64 until issue 14 (49 ids before it); the HashiCorp-compatible Vault
     /// histograms (44 ids) and the key_id hashes kube-apiserver's labels can be joined with (20
     /// ids) need more. 256 keeps the largest answer (1 + 2 + 64 + 2 + 256 * 10 = 2629 bytes, plus
     /// the 16-byte header) under the 4096-byte packet cap; docs/PROTOCOL.md has the measured cost.
