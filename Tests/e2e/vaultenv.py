@@ -119,7 +119,8 @@ class SimulatorProcess:
 class VaultSetup:
     """Transit key, least-privilege policy and AppRole, created through the HTTP API."""
 
-    def __init__(self, address, root_token, tmpdir, verify=None, cert=None, namespace=None):
+    def __init__(self, address, root_token, tmpdir, verify=None, cert=None, namespace=None, create_key=True):
+        """create_key=False: the Transit mount only (a key restored from a backup goes there)."""
         self.address = address
         self.root = hvac.Client(
             url=address, token=root_token, verify=True if verify is None else verify, cert=cert, namespace=namespace)
@@ -131,7 +132,8 @@ class VaultSetup:
         self.policy = f"kms-{suffix}"
         self.role = "kms"
         self.root.sys.enable_secrets_engine("transit", path=self.mount)
-        self.root.secrets.transit.create_key(name=self.key, key_type="aes256-gcm96", mount_point=self.mount)
+        if create_key:
+            self.root.secrets.transit.create_key(name=self.key, key_type="aes256-gcm96", mount_point=self.mount)
         self.root.sys.create_or_update_policy(
             name=self.policy, policy=POLICY_TEMPLATE.format(mount=self.mount, key=self.key))
         self.root.sys.enable_auth_method("approle", path=self.auth_mount)
