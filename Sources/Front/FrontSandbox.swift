@@ -84,6 +84,7 @@ enum FrontSandbox {
 
     /// Applies the sandbox. Throws only in `.required` mode, when it cannot be had in full.
     static func apply(_ needs: Needs, mode: SandboxMode, logger: Logger) throws(ConfigurationError) -> SandboxState {
+        let started = EventLoop.nowNanos()
         var state = SandboxState(mode: mode)
         state.kernelRelease = KernelRelease.current
         state.allowedSyscalls = Int(kms_seccomp_allowed_count())
@@ -155,7 +156,7 @@ enum FrontSandbox {
             "kernel_landlock_abi": "\(state.kernelLandlockABI)", "tcp_rules": "\(state.tcpRules)",
             "scoped_abstract_sockets": "\(state.scopedAbstractSockets)", "scoped_signals": "\(state.scopedSignals)",
             "seccomp": "\(state.seccomp)", "allowed_syscalls": "\(state.allowedSyscalls)",
-            "kernel": "\(state.kernelRelease)",
+            "kernel": "\(state.kernelRelease)", "apply_us": "\((EventLoop.nowNanos() - started) / 1000)",
         ]
         logger.info("sandbox.applied", metadata: metadata)
         if let weakness = state.weakness {

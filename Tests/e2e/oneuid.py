@@ -1,6 +1,7 @@
 """The one-uid topology as a non-root container runs it: the broker started as an unprivileged
 uid (here with setpriv) with `--one-uid`, the front spawned at that same uid inside its required
 sandbox. The secret-ID file is that uid's own (0400), so only the sandbox keeps the front from it."""
+import ctypes
 import os
 import shutil
 import tempfile
@@ -9,6 +10,12 @@ from plugin import Plugin
 
 # A uid no other suite uses, so that no test of another file shares (or signals) its processes.
 ONE_UID = 64015
+
+
+def kernel_landlock_abi():
+    """landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION); 0 without Landlock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return max(libc.syscall(444, None, 0, 1), 0)
 
 
 def as_uid(uid=ONE_UID):

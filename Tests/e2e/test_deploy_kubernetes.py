@@ -37,7 +37,7 @@ def mounts(c):
     return {m["name"]: m for m in c.get("volumeMounts", [])}
 
 
-@pytest.mark.parametrize("name", ["vault-kube-kms-split.yaml", "vault-kube-kms-spawn.yaml"])
+@pytest.mark.parametrize("name", ["vault-kube-kms-split.yaml", "vault-kube-kms-spawn.yaml", "vault-kube-kms-one-uid.yaml"])
 def test_static_pod_is_valid_and_node_critical_on_host_network(name):
     pod = load(name)
     validate(pod)
@@ -213,3 +213,34 @@ def test_seccomp_profile_denies_by_default_and_lists_sorted_unique_syscalls():
     assert rule["names"] == sorted(set(rule["names"]))
     assert {"epoll_wait", "setresuid", "connect", "sendto"} <= set(rule["names"])
     assert not {"ptrace", "mount", "bpf", "kexec_load", "init_module", "unshare"} & set(rule["names"])
+
+
+@pytest.mark.parametrize("name,container_name", [("vault-kube-kms-one-uid.yaml", "vault-kube-kms"),
+                                                 ("openshift-sidecar-one-uid.yaml", "vault-kube-kms")])
+def test_one_uid_pods_run_non_root_without_any_capability(name, container_name):
+    """The one-uid Pod and the OpenShift-style sidecar: a non-root uid, no capability added,
+    no privilege escalation, `serve --one-uid`, and only the plugin container mounts the secret ID."""
+    pod = load(name)
+    plugin_container = container(pod, container_name)
+    context = plugin_container["securityContext"]
+    assert context["runAsUser"] != 0 and context["runAsNonRoot"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["allowPrivilegeEscalation"] is False
+    assert plugin_container["command"][1:3] == ["serve", "--one-uid"]
+    assert "--front-user" not in " ".join(plugin_container["command"])
+    for other in pod["spec"]["containers"]:
+        mounts = {m["name"] for m in other.get("volumeMounts", [])}
+        assert ("approle" in mounts) == (other is plugin_container), other["name"]
+
+
+def test_openshift_sidecar_is_valid_and_shares_the_socket_directory_with_the_apiserver():
+    pod = load("openshift-sidecar-one-uid.yaml")
+    validate(pod)
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    socket_volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "kms-socket")
+    assert socket_volume["emptyDir"] == {"medium": "Memory"}
+    mounts = {c["name"]: {m["name"]: m["mountPath"] for m in c["volumeMounts"]} for c in pod["spec"]["containers"]}
+    assert mounts["kube-apiserver"]["kms-socket"] == mounts["vault-kube-kms"]["kms-socket"]
+    listen = next(a for a in container(pod, "vault-kube-kms")["command"] if a.startswith("--listen-address="))
+    endpoint = load("encryption-configuration.yaml")["resources"][0]["providers"][0]["kms"]["endpoint"]
+    assert listen.split("=", 1)[1] == endpoint
+    assert os.path.dirname(endpoint[len("unix://"):]) == mounts["kube-apiserver"]["kms-socket"]

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import plugin
+from oneuid import kernel_landlock_abi
 from test_deploy_split_units import ready_over_http, wait_for, with_free_ports
 from test_deploy_syscallfilter import ENFORCE, SYSTEM_PYTHON, serves
 
@@ -39,7 +40,7 @@ def volumes():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def prepare(root, spec, vault, broker_uid):
+def prepare(root, spec, vault, broker_uid, one_uid=False):
     paths = {}
     for volume in spec["volumes"]:
         path = os.path.join(root, volume["name"])
@@ -49,7 +50,7 @@ def prepare(root, spec, vault, broker_uid):
         else:
             os.chmod(path, 0o755)
         paths[volume["name"]] = path
-    kms_owner = 65533 if broker_uid else 0
+    kms_owner = broker_uid if one_uid else 65533 if broker_uid else 0
     os.chown(paths["kms-socket"], kms_owner, 0)
     os.chmod(paths["kms-socket"], 0o750 if broker_uid else 0o755)
     if "broker-socket" in paths:  # kmsplugin.tmpfiles.conf
@@ -110,10 +111,14 @@ def stop_all(procs):
                 proc.wait()
 
 
-@pytest.mark.parametrize("name,broker_uid", [("vault-kube-kms-split.yaml", 65532), ("vault-kube-kms-spawn.yaml", 0)])
+@pytest.mark.parametrize("name,broker_uid", [("vault-kube-kms-split.yaml", 65532), ("vault-kube-kms-spawn.yaml", 0),
+                                             ("vault-kube-kms-one-uid.yaml", 65532)])
 def test_static_pod_containers_serve_under_their_security_context_and_seccomp_profile(vault, volumes, name, broker_uid):
+    one_uid = "one-uid" in name
+    if one_uid and kernel_landlock_abi() < 6:
+        pytest.skip("the one-uid topology needs Landlock ABI 6")
     spec = pod(name)["spec"]
-    paths = prepare(volumes, spec, vault, broker_uid)
+    paths = prepare(volumes, spec, vault, broker_uid, one_uid)
     kms_sock = os.path.join(paths["kms-socket"], "kms.sock")
     procs, logs = [], []
     try:
@@ -127,6 +132,16 @@ def test_static_pod_containers_serve_under_their_security_context_and_seccomp_pr
         assert ok, [open(log.name).read()[-2000:] for log in logs]
         for proc in procs:
             assert plugin.proc_status(proc.pid)["Seccomp"] == "2"
+        # Under the shipped profile the front still gets its whole sandbox (landlock_* and seccomp
+        # are allowed); in the one-uid Pod it is required and at the broker's uid.
+        events = [e for log in logs for e in plugin.json_events(open(log.name).read())]
+        applied = [e for e in events if e.get("event") == "sandbox.applied"]
+        assert applied and applied[0]["seccomp"] == "true", events[-5:]
+        assert int(applied[0]["landlock_abi"]) == min(kernel_landlock_abi(), 7)
+        if one_uid:
+            assert applied[0]["mode"] == "required"
+            front = [e for e in events if e.get("event") == "front.started"][0]
+            assert front["user"].startswith(f"one-uid (uid {broker_uid}")
             for port, path in proc.probes:  # the Pod's httpGet probes, where the build serves them
                 assert ready_over_http(port, path) == 200, path
     finally:

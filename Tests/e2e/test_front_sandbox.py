@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 import kmsclient
-from oneuid import ONE_UID, OneUIDPlugin
+from oneuid import ONE_UID, OneUIDPlugin, kernel_landlock_abi as kernel_abi
 from plugin import Plugin, installed_bin_dir, proc_status
 from splitplugin import NOBODY, SplitPlugin
 from test_privsep import live_tokens, memory_contains
@@ -27,13 +27,6 @@ from test_privsep import live_tokens, memory_contains
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the processes as other uids")
 
 SUPPORTED_ABI = 7
-
-
-def kernel_abi():
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    abi = libc.syscall(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
-    return max(abi, 0)
 
 
 needs_landlock6 = pytest.mark.skipif(kernel_abi() < 6, reason="the one-uid topology needs Landlock ABI 6")

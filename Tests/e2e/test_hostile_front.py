@@ -1,5 +1,5 @@
-"""A hostile front: the test itself speaks broker protocol v1 on the broker's socket, in both
-topologies.
+"""A hostile front: the test itself speaks broker protocol v1 on the broker's socket, in the spawn,
+split and one-uid topologies.
 
 Split: a helper process running as the front's uid (nobody) connects to the broker's listening
 socket (so SO_PEERCRED shows the allowed uid) and hands the connection to the test; the real front
@@ -8,8 +8,13 @@ stays connected next to it and must keep serving.
 Spawn: the broker is started with `--front-executable` pointing at a tiny wrapper. On its first start the
 wrapper hands its broker connection (fd 3) to the test over a Unix socket (SCM_RIGHTS) and waits;
 on later starts (the broker restarts the front after dropping a hostile connection) nobody is
-listening and the wrapper execs the real front. So each test proves two things: the violation is
-refused (the connection is closed, nothing is answered) and the broker goes on serving the real
+listening and the wrapper execs the real front.
+
+One uid: the spawn case with the broker started unprivileged with `--one-uid`, so the hostile front
+has the broker's own uid (and, being the test's Python rather than the real front, no sandbox:
+only the broker's validation stands in its way). The same results are expected.
+
+So each test proves two things: the violation is refused (the connection is closed, nothing is answered) and the broker goes on serving the real
 front afterwards."""
 import json
 import os
@@ -23,6 +28,7 @@ import urllib.request
 import pytest
 
 import brokerproto as bp
+from oneuid import OneUIDPlugin, kernel_landlock_abi
 from plugin import Plugin, installed_bin_dir
 from splitplugin import NOBODY, SplitPlugin
 
@@ -91,9 +97,10 @@ class HostileConnection:
 
 
 class SpawnHostile(HostileConnection):
-    """Spawn topology: the wrapper's fd 3."""
+    """Spawn topology: the wrapper's fd 3. With `one_uid` the broker runs unprivileged with
+    `--one-uid`, so the hostile front has the broker's own uid (the one-uid topology)."""
 
-    def __init__(self, vault, workdir):
+    def __init__(self, vault, workdir, one_uid=False):
         self.dir = tempfile.mkdtemp(prefix="vkk-hostile-")
         os.chmod(self.dir, 0o755)
         self.handoff_path = os.path.join(self.dir, "handoff.sock")
@@ -106,7 +113,12 @@ class SpawnHostile(HostileConnection):
             handle.write(WRAPPER.format(real=os.path.join(installed_bin_dir(), "vault-kube-kms-front"),
                                         path=self.handoff_path))
         os.chmod(wrapper, 0o755)
-        self.plugin = Plugin(vault, workdir, extra_args=["--front-executable", wrapper], wait_ready=False)
+        if one_uid:
+            self.plugin = OneUIDPlugin(vault, extra_args=["--front-executable", wrapper], wait_ready=False)
+            self.secret_id = self.plugin.secret_id
+        else:
+            self.plugin = Plugin(vault, workdir, extra_args=["--front-executable", wrapper], wait_ready=False)
+            self.secret_id = vault.secret_id
         self.listener.settimeout(20)
         self.holder, _ = self.listener.accept()
         _, fds, _, _ = socket.recv_fds(self.holder, 16, 1)
@@ -155,6 +167,7 @@ class SplitHostile(HostileConnection):
         assert helper.returncode == 0, helper.stderr
         _, fds, _, _ = socket.recv_fds(ours, 16, 1)
         ours.close()
+        self.secret_id = split.vault.secret_id
         self._adopt(fds[0])
 
     def _rejects(self):
@@ -178,10 +191,14 @@ def split(vault, tmp_path_factory):
     running.stop()
 
 
-@pytest.fixture(params=["spawn", "split"])
+@pytest.fixture(params=["spawn", "split", "one-uid"])
 def hostile(request, vault, workdir):
     if request.param == "spawn":
         front = SpawnHostile(vault, workdir)
+    elif request.param == "one-uid":
+        if kernel_landlock_abi() < 6:
+            pytest.skip("the one-uid topology needs Landlock ABI 6")
+        front = SpawnHostile(vault, workdir, one_uid=True)
     else:
         front = SplitHostile(request.getfixturevalue("split"))
     yield front
@@ -321,7 +338,7 @@ def test_no_answer_ever_carries_the_token_or_the_secret_id(hostile, vault):
         received += hostile.receive()[2]
     with urllib.request.urlopen(f"{vault.address}/_sim/tokens", timeout=5) as answer:
         tokens = [t["id"].encode() for t in json.load(answer)["tokens"]]
-    for secret in tokens + [vault.secret_id.encode()]:
+    for secret in tokens + [hostile.secret_id.encode()]:
         assert secret not in received
     assert b"hvs." not in received
     hostile.release_and_expect_real_front()
