@@ -87,6 +87,9 @@ struct RotationStatusCommand: ParsableCommand {
     }
 
     private func load(_ source: String, token: String?) throws -> String {
+        if source.hasPrefix("http://"), token != nil {
+            throw ReadError(description: "\(source.prefix(64)): refusing to send the bearer token over plain http")
+        }
         if source.hasPrefix("http://") || source.hasPrefix("https://") {
             return try MetricsPageFetch.get(
                 url: source, bearerToken: token, caFile: caFile, timeoutMillis: timeoutMillis)

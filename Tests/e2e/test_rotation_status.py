@@ -101,5 +101,11 @@ def test_a_key_id_the_plugin_never_issued_is_stuck_and_an_unreadable_page_is_und
 
         code, out = status(port, [str(tmp_path / "missing.prom")])
         assert code == UNDECIDED and "No such file" in out, out
+
+        token = tmp_path / "token"
+        token.write_text("secret-bearer-token-value\n")
+        code, out = status(port, [f"http://127.0.0.1:{port}/metrics"], "--bearer-token-file", str(token))
+        assert code == UNDECIDED and "refusing to send the bearer token over plain http" in out, out
+        assert "secret-bearer-token-value" not in out
     finally:
         plugin.stop()
