@@ -16,6 +16,10 @@ policy, AppRole) and starts the plugin from .build/debug (or --bin-dir). The los
 whole server: OpenBao is stopped (a dev server keeps nothing), and step 5 restores the key into a
 fresh OpenBao, configured anew, with the plugin restarted against it. --vault simulator runs the
 same drill on the Vault simulator (Tests/vaultsim), deleting and restoring the key in place.
+--raft-snapshot drills the storage-snapshot path instead (no Transit export needed): a three-node
+OpenBao raft cluster, `sys/storage/raft/snapshot` saved, the whole cluster lost, a fresh cluster
+on the same addresses restored with `sys/storage/raft/snapshot-force`, and every old seed decrypted
+with its original key_id (key versions, creation times and key_id unchanged).
 
 Against your own staging set-up: --socket /run/vault-kube-kms/kms.sock --vault-address URL
 --key-path <mount>/keys/<name> [--vault-namespace NS] --confirm-destroy, with an operator token in
@@ -29,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "Tests", "e2e"))
@@ -199,6 +204,129 @@ def self_contained(bin_dir, kind):
     return setup.root, setup.mount, setup.key, running.socket, cleanup, (None if kind == "simulator" else lose_server)
 
 
+def key_versions(cluster, mount, key):
+    """{version: creation time} of the key, as the root token reads it."""
+    status, answer, _ = cluster.root_call("GET", f"{mount}/keys/{key}")
+    if status != 200:
+        raise DrillFailed(f"reading {mount}/keys/{key} answered {status}")
+    return {int(v): t for v, t in answer["data"]["keys"].items()}
+
+
+def raft_snapshot_drill(bin_dir, keep_backup_dir):
+    """The storage-snapshot path: a three-node OpenBao raft cluster configured with setup.sh, a
+    plugin given its three addresses; seeds encrypted before and after `sys/storage/raft/snapshot`;
+    the whole cluster lost (every node killed, its data deleted); a fresh cluster initialised on
+    the same addresses and `sys/storage/raft/snapshot-force` restoring the snapshot; a new plugin
+    decrypts every seed with its original key_id, and the key's versions, creation times and
+    key_ids are unchanged."""
+    import baocluster
+    import plugin
+
+    if bin_dir:
+        os.environ["KMS_BIN_DIR"] = bin_dir
+    api, _ = kmsclient.stubs()
+    work = tempfile.mkdtemp(prefix="dr-raft-")
+    os.chmod(work, 0o755)
+    mount, key = "transit", "kube-kek"
+    lost = restored = running = None
+    try:
+        lost = baocluster.Cluster(os.path.join(work, "lost")).start()
+        lost.role_id, lost.secret_id_path = lost.configure(os.path.join(work, "credentials"), mount=mount, key=key)
+        lost.root_call("POST", f"{mount}/keys/{key}/rotate", {})  # two versions in the snapshot
+        step("start", f"three-node OpenBao raft cluster {','.join(lost.addresses)}, configured with setup.sh")
+
+        def start_plugin(cluster, name):
+            view = types.SimpleNamespace(
+                address=",".join(cluster.addresses), key_path=f"{mount}/keys/{key}", auth_mount="approle",
+                role_id=lost.role_id, secret_id_path=lost.secret_id_path)
+            directory = os.path.join(work, name)
+            os.makedirs(directory, mode=0o755)
+            return plugin.Plugin(view, directory, extra_args=["--health-port", "0", "--metrics-port", "0"])
+
+        running = start_plugin(lost, "plugin-before")
+        client = running.client()
+        status_key_id = client.Status(api.StatusRequest(), timeout=10).key_id
+        seeds = encrypt_seeds(client, api, SEEDS_BEFORE_BACKUP, "before")
+        versions = key_versions(lost, mount, key)
+        step("encrypt", f"{len(seeds)} seeds through the plugin, key_id {seeds[0][2]} (key versions {sorted(versions)})")
+
+        snapshot = lost.snapshot_save()
+        backup_dir = keep_backup_dir or tempfile.mkdtemp(prefix="raft-snapshot-")
+        os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+        snapshot_path = os.path.join(backup_dir, "raft.snap")
+        fd = os.open(snapshot_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(snapshot)
+        del snapshot
+        step("snapshot", f"sys/storage/raft/snapshot written to {snapshot_path} (mode 0600)")
+
+        later = encrypt_seeds(client, api, SEEDS_AFTER_BACKUP, "after")
+        seeds += later
+        step("encrypt", f"{len(later)} more seeds after the snapshot (same key version)")
+
+        ports = lost.ports
+        lost.destroy()
+        try:
+            decrypt(client, api, seeds[0][1], seeds[0][2], "dr-lost")
+        except grpc.RpcError as error:
+            step("destroy", f"every node killed and its data deleted; Decrypt through the plugin fails ({error.code().name})")
+        else:
+            raise DrillFailed("Decrypt still succeeded after the cluster was destroyed")
+        running.stop()
+        running = None
+
+        restored = baocluster.Cluster(os.path.join(work, "restored"), ports=ports).start()
+        restored.snapshot_restore(open(snapshot_path, "rb").read(), force=True)
+        # The snapshot brought the lost cluster's keyring, unseal key and tokens: the nodes that
+        # seal on the keyring change open with the lost cluster's key (a follower that has not
+        # applied the restore yet still takes the fresh one).
+        fresh_key = restored.unseal_key
+        restored.unseal_key, restored.root_token = lost.unseal_key, lost.root_token
+        deadline = time.monotonic() + 120
+        while True:
+            codes = [node.health() for node in restored.nodes]
+            for node, code in zip(restored.nodes, codes):
+                if code == 503:
+                    for unseal_key in (lost.unseal_key, fresh_key):
+                        try:
+                            baocluster.http(node.address, "POST", "sys/unseal", {"key": unseal_key}, timeout=10)
+                        except OSError:
+                            pass
+            try:
+                status = restored.root_call("GET", f"{mount}/keys/{key}", timeout=5)[0]
+            except (OSError, AssertionError):
+                status = 0
+            if status == 200 and codes.count(200) == 1 and all(code in (200, 429) for code in codes):
+                break
+            if time.monotonic() > deadline:
+                raise DrillFailed(f"the restored cluster does not settle: health {codes}, key read {status}")
+            time.sleep(0.5)
+        if not keep_backup_dir:
+            shutil.rmtree(backup_dir)
+        step("restore", f"fresh cluster on the same addresses, sys/storage/raft/snapshot-force")
+
+        after = key_versions(restored, mount, key)
+        if after != versions:
+            raise DrillFailed(f"key versions or creation times changed: {versions} -> {after}")
+        running = start_plugin(restored, "plugin-after")
+        client = running.client()
+        if client.Status(api.StatusRequest(), timeout=10).key_id != status_key_id:
+            raise DrillFailed("the restored key has another key_id")
+        step("key", f"versions {sorted(after)} with their creation times and key_id {status_key_id} unchanged")
+
+        for index, (plaintext, ciphertext, key_id) in enumerate(seeds):
+            if decrypt(client, api, ciphertext, key_id, f"dr-check-{index}") != plaintext:
+                raise DrillFailed(f"seed {index} decrypted to different bytes")
+        step("decrypt", f"all {len(seeds)} seeds decrypt through the plugin with their original key_id")
+    finally:
+        if running:
+            running.stop()
+        for cluster in (restored, lost):
+            if cluster:
+                cluster.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", help="KMS socket of a running plugin (default: start one)")
@@ -211,12 +339,18 @@ def main():
     parser.add_argument("--bin-dir", help="self-contained mode: where vault-kube-kms is (default .build/debug)")
     parser.add_argument("--vault", choices=("openbao", "simulator"), default="openbao",
                         help="self-contained mode: the server to drill against (default openbao)")
+    parser.add_argument("--raft-snapshot", action="store_true",
+                        help="self-contained: the storage-snapshot path on a three-node OpenBao raft cluster")
     args = parser.parse_args()
 
     started = time.monotonic()
     cleanup = None
     try:
-        if args.socket:
+        if args.raft_snapshot:
+            if args.socket:
+                parser.error("--raft-snapshot is self-contained: it destroys the cluster it starts (no --socket)")
+            raft_snapshot_drill(args.bin_dir, args.keep_backup)
+        elif args.socket:
             if not (args.confirm_destroy and args.vault_address and args.key_path and os.environ.get("VAULT_TOKEN")):
                 parser.error("--socket needs --vault-address, --key-path, --confirm-destroy and VAULT_TOKEN")
             mount, key = split_key_path(args.key_path)
@@ -226,8 +360,9 @@ def main():
             lose_server = None
         else:
             vault, mount, key, socket_path, cleanup, lose_server = self_contained(args.bin_dir, args.vault)
-        drill(vault, socket_path, mount, key, args.keep_backup, lose_server)
-    except (DrillFailed, grpc.RpcError, hvac.exceptions.VaultError) as error:
+        if not args.raft_snapshot:
+            drill(vault, socket_path, mount, key, args.keep_backup, lose_server)
+    except (DrillFailed, AssertionError, grpc.RpcError, hvac.exceptions.VaultError) as error:
         detail = f"{error.code().name}: {error.details()}" if isinstance(error, grpc.RpcError) else str(error)
         print(f"FAIL  {detail}", flush=True)
         return 1

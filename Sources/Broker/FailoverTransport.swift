@@ -70,12 +70,18 @@ final class FailoverTransport: VaultTransport {
             guard let next = self.selector.failed(index: index, now: EventLoop.nowMillis()) else {
                 return completion(response)
             }
-            if self.selector.current != before { self.movedAway(from: before, because: response) }
+            if self.selector.current != before { self.movedAway(from: before, reason: Self.reason(response)) }
             guard remaining > Self.minimumFailoverMillis else { return completion(response) }
             var again = request
             again.timeoutMillis = Int(remaining)
             self.transports[next].send(again) { [weak self] second in
-                if let self, Self.isServed(second) { self.selector.succeeded(index: next) }
+                if let self, Self.isServed(second) {
+                    let current = self.selector.current
+                    self.selector.succeeded(index: next)
+                    if self.selector.current != current {
+                        self.movedAway(from: current, reason: "address \(next) served a retry")
+                    }
+                }
                 completion(second)
             }
         }
@@ -109,13 +115,12 @@ final class FailoverTransport: VaultTransport {
         response.transportError == nil && response.status < 500 && response.status != 307 && response.status != 308
     }
 
-    private func movedAway(from old: Int, because response: VaultResponse) {
-        let reason: String
-        if let error = response.transportError {
-            reason = error.description
-        } else {
-            reason = "HTTP \(response.status)"
-        }
+    private static func reason(_ response: VaultResponse) -> String {
+        if let error = response.transportError { return error.description }
+        return "HTTP \(response.status)"
+    }
+
+    private func movedAway(from old: Int, reason: String) {
         logger.warning(
             "broker.vault.failover",
             metadata: [

@@ -7,8 +7,9 @@
 ///   reports `failed(index:now:)` and is sent once more, to the index it returns; nothing else
 ///   retries, so one failing address costs each call at most one extra request;
 /// - only a failure of the address currently in use moves `current` (the calls that were in
-///   flight to it when it failed do not move it again): the next address in list order that has
-///   not failed within `cooldownMillis`, else simply the next one;
+///   flight to it when it failed do not move it again): to the next address in list order that
+///   has not failed within `cooldownMillis`; when all did, `current` stays and the retry goes to
+///   the next address, and the first address that serves a call becomes `current`;
 /// - while `current` is not the preferred address, `shouldRecheckPreferred(now:)` says, once per
 ///   `recheckIntervalMillis`, to ask the preferred one whether it can serve again; when it can,
 ///   `preferredRecovered()` moves back.
@@ -37,21 +38,28 @@ public struct VaultAddressSelector: Equatable, Sendable {
     }
 
     /// A call sent to `index` could not be served there. Returns where to send it once more,
-    /// or nil when there is no other address.
+    /// or nil when there is no other address. When every other address failed within the
+    /// cooldown too (the whole cluster is down), the retry still goes to the next one but the
+    /// selection stays: no flapping, no log line per failed call.
     public mutating func failed(index: Int, now: Int64) -> Int? {
         guard count > 1, (0..<count).contains(index) else { return nil }
         failedAtMillis[index] = now
-        if index == current {
-            current = nextCandidate(after: index, now: now)
+        if index == current, let candidate = healthyCandidate(after: index, now: now) {
+            current = candidate
             failovers += 1
         }
-        return current != index ? current : nextCandidate(after: index, now: now)
+        return current != index ? current : (index + 1) % count
     }
 
-    /// A call sent to `index` was served there.
+    /// A call sent to `index` was served there. If the address in use is failing and another one
+    /// served (the retry of a call while the whole cluster was failing), that one is used next.
     public mutating func succeeded(index: Int) {
         guard (0..<count).contains(index) else { return }
         failedAtMillis[index] = nil
+        if index != current, failedAtMillis[current] != nil {
+            current = index
+            failovers += 1
+        }
     }
 
     /// True (once per interval) when the broker should ask the preferred address whether it can
@@ -76,14 +84,14 @@ public struct VaultAddressSelector: Equatable, Sendable {
     }
 
     /// The next index after `index` (in list order, wrapping) that has not failed within the
-    /// cooldown; the plain next one when every other address failed recently.
-    private func nextCandidate(after index: Int, now: Int64) -> Int {
+    /// cooldown; nil when every other address failed recently.
+    private func healthyCandidate(after index: Int, now: Int64) -> Int? {
         for step in 1..<count {
             let candidate = (index + step) % count
             guard let failedAt = failedAtMillis[candidate] else { return candidate }
             if now - failedAt >= cooldownMillis { return candidate }
         }
-        return (index + 1) % count
+        return nil
     }
 
     /// The time a call may spend on its first address: everything when there is no other one;

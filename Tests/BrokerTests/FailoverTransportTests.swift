@@ -135,6 +135,18 @@ struct FailoverTransportTests {
         #expect(nodes.map(\.sent).reduce(0, +) == 2)
     }
 
+    @Test func aWholeClusterDownDoesNotFlapTheSelectionPerCall() throws {
+        for node in nodes { node.mode = .down }
+        for _ in 0..<10 { _ = call() }
+        // 0 -> 1 -> 2 as each is found down, then the selection stays: two moves, not ten.
+        #expect(logs.events(named: "broker.vault.failover").count == 2)
+        #expect(nodes.map(\.sent).reduce(0, +) == 20)
+        nodes[0].mode = .up
+        let (answer, _) = call()  // fails at 2, the retry at 0 is served: 0 is used next
+        #expect(answer?.status == 200)
+        #expect(transport.currentIndex == 0)
+    }
+
     @Test func aHangingAddressLeavesHalfTheDeadlineToTheNextOne() throws {
         nodes[0].mode = .hang
         let (answer, elapsed) = call(timeoutMillis: 600)

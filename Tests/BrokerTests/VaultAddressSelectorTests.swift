@@ -51,13 +51,26 @@ struct VaultAddressSelectorTests {
         #expect(selector.failovers == 3)
     }
 
-    @Test func whenEveryAddressFailedRecentlyItStillRotatesToTheNextOne() {
+    @Test func whenEveryAddressFailedRecentlyTheRetryRotatesButTheSelectionStays() {
+        // The whole cluster restarts: each failing call is retried once on the next address, but
+        // the selection does not flap (one move, one log line, not one per call).
         var selector = VaultAddressSelector(count: 3, cooldownMillis: 60_000)
         _ = selector.failed(index: 0, now: 0)
         _ = selector.failed(index: 1, now: 10)
         #expect(selector.current == 2)
-        let answer5 = selector.failed(index: 2, now: 20)
-        #expect(answer5 == 0)
+        let retry = selector.failed(index: 2, now: 20)
+        #expect(retry == 0)
+        #expect(selector.current == 2)
+        #expect(selector.failovers == 2)
+        // The retry at 0 is served: 0 becomes the address in use.
+        selector.succeeded(index: 0)
+        #expect(selector.current == 0)
+        #expect(selector.failovers == 3)
+    }
+
+    @Test func aSuccessElsewhereWhileTheCurrentAddressWorksDoesNotMoveIt() {
+        var selector = VaultAddressSelector(count: 3)
+        selector.succeeded(index: 2)
         #expect(selector.current == 0)
     }
 

