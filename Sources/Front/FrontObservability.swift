@@ -2,6 +2,10 @@ import KMSCore
 import KMSRuntime
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The front's health and metrics ports (metrics on 127.0.0.1 only, health on `--health-address`,
 /// default 127.0.0.1; port 0 disables one): `/livez` (both processes alive: the broker answered
 /// a HEARTBEAT recently), `/readyz/deep` (a STATUS asked now answers "ok"), `/healthz` and
@@ -44,20 +48,46 @@ final class FrontObservability {
         self.logger = logger
     }
 
-    /// Opens the ports. A port that cannot be bound is logged and left closed: the KMS socket
-    /// is what kube-apiserver needs, and it must not go down for an observability port.
+    /// Binding attempts per port at start, `bindRetryMillis` apart (a predecessor still exiting).
+    static let bindAttempts = 3
+    static let bindRetryMillis: UInt32 = 200
+    /// Ports that could not be bound ("health", "metrics"): exported as
+    /// `vault_kube_kms_observability_port_bound 0`.
+    private(set) var unboundPorts: [String] = []
+
+    /// Opens the ports. A port that cannot be bound after `bindAttempts` is logged as an error
+    /// and reported (`vault_kube_kms_observability_port_bound`), but left closed: the KMS socket is what
+    /// kube-apiserver needs, and it must not go down for an observability port. Another process
+    /// on that port (a squatter) answers probes in the front's name meanwhile, which is why the
+    /// shipped Pods can use exec probes instead (`vault-kube-kms probe`). The attempts happen here,
+    /// before the sandbox, which allows no new TCP socket afterwards.
     func start(healthPort: UInt16, metricsPort: UInt16) {
         for (address, port, name, handler) in [
             (healthAddress, healthPort, "health", handleHealth as HealthServer.Handler),
             (HealthBindAddress.loopback, metricsPort, "metrics", handleMetrics as HealthServer.Handler),
         ] where port != 0 {
             let shown = address.withPort(port)
-            do {
-                servers.append(
-                    try HealthServer(address: address, port: port, loop: loop, logger: logger, handler: handler))
-                logger.info("\(name).listening", metadata: ["address": "\(shown)"])
-            } catch {
-                logger.warning("\(name).bind_failed", metadata: ["address": "\(shown)", "reason": "\(error)"])
+            var lastError: SystemError?
+            for attempt in 1...Self.bindAttempts {
+                do {
+                    servers.append(
+                        try HealthServer(address: address, port: port, loop: loop, logger: logger, handler: handler))
+                    logger.info("\(name).listening", metadata: ["address": "\(shown)", "attempt": "\(attempt)"])
+                    lastError = nil
+                    break
+                } catch {
+                    lastError = error
+                    if attempt < Self.bindAttempts { usleep(Self.bindRetryMillis * 1000) }
+                }
+            }
+            if let lastError {
+                unboundPorts.append(name)
+                logger.error(
+                    "\(name).bind_failed",
+                    metadata: [
+                        "address": "\(shown)", "reason": "\(lastError)", "attempts": "\(Self.bindAttempts)",
+                        "consequence": "not served; whatever holds \(shown) answers in the front's name",
+                    ])
             }
         }
         schedulePoll(afterMillis: 0)
@@ -198,6 +228,7 @@ final class FrontObservability {
         figures.calls = grpc.callMetrics.histograms
         figures.requestsInFlight = grpc.callsInFlight
         figures.grpcConnections = grpc.connections.count
+        figures.unboundPorts = unboundPorts
         figures.refusedPeerConnections = grpc.refusedPeerConnections
         figures.refusedLimitConnections = grpc.refusedLimitConnections
         switch broker.state {

@@ -47,12 +47,17 @@ public struct HTTPResponse: Equatable, Sendable {
 /// A small HTTP/1.1 server on the front's event loop (loopback unless configured) for `/livez`, `/readyz`,
 /// `/healthz` and `/metrics`. Requests are parsed by `HTTPRequestParser`; the handler answers
 /// now or later (a scrape waits briefly for the broker's figures). Bounded: at most
-/// `maxConnections` at once, each closed after `requestTimeoutMillis`.
+/// `maxConnections` at once; a request head must arrive within `headTimeoutMillis` and be
+/// answered within `requestTimeoutMillis`. Any local user can connect, so idle connections cannot
+/// lock out the kubelet: when all slots are taken, the oldest connection that has not sent a
+/// complete request is closed to make room (a connection waiting for its answer is never evicted).
 final class HealthServer {
     /// Scrapers and probes open one connection at a time; a few spare for operators.
     static let maxConnections = 16
-    /// A request head must arrive and be answered within this (kubelet's default probe timeout
-    /// is 1 s, Prometheus' scrape timeout 10 s).
+    /// A request head must arrive within this (kubelet and Prometheus send theirs at once).
+    static let headTimeoutMillis: Int64 = 2_000
+    /// ... and be answered within this (kubelet's default probe timeout is 1 s, Prometheus'
+    /// scrape timeout 10 s).
     static let requestTimeoutMillis: Int64 = 5_000
 
     typealias Handler = (HTTPRequestParser.Request, @escaping (HTTPResponse) -> Void) -> Void
@@ -64,7 +69,13 @@ final class HealthServer {
         var written = 0
         var answered = false
         var timer: EventLoop.TimerID?
-        init(fd: Int32) { self.fd = fd }
+        let acceptedMillis = EventLoop.nowMillis()
+        /// Accept order: the oldest idle connection is the one evicted.
+        let serial: UInt64
+        init(fd: Int32, serial: UInt64) {
+            self.fd = fd
+            self.serial = serial
+        }
     }
 
     let port: UInt16
@@ -73,6 +84,9 @@ final class HealthServer {
     private let logger: Logger
     private let handler: Handler
     private var clients: [Int32: Client] = [:]
+    private var nextSerial: UInt64 = 0
+    /// Connections closed to make room (for tests and the debug log).
+    private(set) var evictions: UInt64 = 0
 
     /// Binds `address:port` (127.0.0.1 unless `--health-address` says otherwise; metrics always
     /// on loopback) and starts accepting.
@@ -151,19 +165,31 @@ final class HealthServer {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            guard clients.count < Self.maxConnections else {
-                close(fd)
-                continue
+            if clients.count >= Self.maxConnections {
+                guard let idle = clients.values.filter({ !$0.answered }).min(by: { $0.serial < $1.serial }) else {
+                    close(fd)  // every slot is waiting for its answer: those finish within the timeout
+                    continue
+                }
+                evictions += 1
+                logger.debug(
+                    "health.connection_evicted", metadata: ["idle_ms": "\(EventLoop.nowMillis() - idle.acceptedMillis)"]
+                )
+                finish(idle.fd)
             }
-            let client = Client(fd: fd)
+            nextSerial += 1
+            let client = Client(fd: fd, serial: nextSerial)
             clients[fd] = client
-            client.timer = loop.schedule(afterMillis: Self.requestTimeoutMillis) { [weak self] in
-                guard let self, let client = self.clients[fd] else { return }
+            client.timer = loop.schedule(afterMillis: Self.headTimeoutMillis) { [weak self] in
+                guard let self, self.clients[fd] === client else { return }
                 client.timer = nil
-                if client.answered {
+                guard client.answered else {
+                    return self.respond(fd, HTTPResponse(status: 408, body: "timeout\n"))
+                }
+                client.timer = self.loop.schedule(afterMillis: Self.requestTimeoutMillis - Self.headTimeoutMillis) {
+                    [weak self] in
+                    guard let self, self.clients[fd] === client else { return }
+                    client.timer = nil
                     self.finish(fd)
-                } else {
-                    self.respond(fd, HTTPResponse(status: 408, body: "timeout\n"))
                 }
             }
             do {

@@ -13,6 +13,8 @@ struct MetricsFigures {
     /// Connections closed at accept: refused by `--allowed-client-uid/-gid`, or over the limit.
     var refusedPeerConnections: UInt64 = 0
     var refusedLimitConnections: UInt64 = 0
+    /// Configured observability ports the front could not bind ("health", "metrics").
+    var unboundPorts: [String] = []
     /// 0 connecting (HELLO not answered), 1 ready, 2 lost.
     var brokerConnectionState: Int = 0
     /// Seconds since the broker last answered a HEARTBEAT (nil: never).
@@ -94,6 +96,13 @@ enum MetricsPage {
         gauge(
             &out, "vault_kube_kms_grpc_connections", "Open gRPC client connections of the front.",
             UInt64(figures.grpcConnections))
+        out.family(
+            "vault_kube_kms_observability_port_bound", .gauge,
+            "1 when the front serves its configured health port (the metrics port is this one), 0 when it could not bind it."
+        )
+        out.sample(
+            "vault_kube_kms_observability_port_bound", [("port", "health")],
+            figures.unboundPorts.contains("health") ? 0 : 1)
         out.family(
             "vault_kube_kms_grpc_connections_refused_total", .counter,
             "gRPC client connections closed at accept, by reason (peer: not an allowed uid/gid; limit).")
