@@ -6,6 +6,9 @@ public struct VaultToken {
     /// Vault tokens are short opaque ASCII strings (`hvs.` + base62, or a legacy UUID); 4 KiB
     /// bounds what the broker stores and sends in a header.
     static let maxBytes = 4096
+    /// Leases are clamped to this (100 years) so that the millisecond arithmetic on them can never
+    /// overflow, whatever `lease_duration` Vault (or something posing as it) sends.
+    static let maxLeaseSeconds: Int64 = 100 * 365 * 86_400
 
     public let secret: SecretBytes
     /// 0 means the token does not expire (e.g. a root token in tests).
@@ -28,7 +31,8 @@ public struct VaultToken {
                     code: .internalError, status: response.status, reason: "vault returned a malformed token"))
         }
         let token = VaultToken(
-            secret: SecretBytes(utf8), leaseSeconds: max(0, auth.lease_duration), renewable: auth.renewable)
+            secret: SecretBytes(utf8), leaseSeconds: min(max(0, auth.lease_duration), maxLeaseSeconds),
+            renewable: auth.renewable)
         return .success(token)
     }
 }

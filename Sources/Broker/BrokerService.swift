@@ -137,6 +137,7 @@ public final class BrokerService {
             logger.warning("broker.config.warning", metadata: ["reason": "\(warning)"])
         }
         warnIfSkippingVerification()
+        warnIfPlainHTTP()
         if let proxy = configuration.vaultProxy {
             logger.warning(
                 "broker.vault.proxy",
@@ -157,6 +158,21 @@ public final class BrokerService {
     }
 
     /// `--tls-skip-verify` is logged at start and at every health change.
+    /// A plain http:// Vault address is logged at start and at every health change, like
+    /// `--tls-skip-verify`: the secret ID and the token would cross the network in clear text.
+    private func warnIfPlainHTTP() {
+        let plain = configuration.vaultAddresses.filter { $0.hasPrefix("http://") }
+        guard !plain.isEmpty else { return }
+        logger.warning(
+            "broker.vault.plaintext",
+            metadata: [
+                "vault": "\(plain.joined(separator: ","))",
+                "reason": .string(
+                    "Vault address is http://: the secret ID, the token and the DEK seeds cross the network "
+                        + "unencrypted; use https:// outside development"),
+            ])
+    }
+
     private func warnIfSkippingVerification() {
         guard configuration.tlsSkipVerify else { return }
         logger.warning(
@@ -177,6 +193,7 @@ public final class BrokerService {
                 logger.warning("broker.health", metadata: ["healthz": "\(reason)", "vault_address_index": "\(index)"])
             }
             warnIfSkippingVerification()
+            warnIfPlainHTTP()
         }
         healthTimer = loop.schedule(afterMillis: 1000) { [weak self] in self?.watchHealth() }
     }

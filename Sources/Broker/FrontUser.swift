@@ -37,6 +37,19 @@ public struct FrontUser: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(name) (uid \(uid), gid \(gid))" }
+
+    /// The user's groups per NSS (`getgrouplist`: the primary gid and every supplementary group);
+    /// just the primary gid for a uid without a passwd entry.
+    public func groupIDs() -> [gid_t] {
+        var count: Int32 = 64
+        for _ in 0..<4 {
+            var groups = [gid_t](repeating: 0, count: Int(count))
+            let capacity = count
+            if getgrouplist(name, gid, &groups, &count) >= 0 { return Array(groups.prefix(Int(count))) }
+            if count <= capacity { count = capacity * 4 }
+        }
+        return [gid]
+    }
 }
 
 /// Whether the front may be started as `user` by a broker running with `brokerUID`, and how.
@@ -70,6 +83,11 @@ public enum FrontPrivilegePlan: Equatable, Sendable {
         let user = user ?? FrontUser(uid: 65534, gid: 65534, name: "nobody")
         if brokerEUID == 0 {
             guard user.uid != 0 else { throw ConfigurationError("refusing to run the front as root; set --front-user") }
+            // Group root opens whatever is group-readable by root (0640 keys, sockets, /etc files).
+            guard user.gid != 0, !user.groupIDs().contains(0) else {
+                throw ConfigurationError(
+                    "refusing to run the front as \(user): it is in group root (gid 0); choose a user outside group 0")
+            }
             return .switchUser(user)
         }
         if user.uid != brokerEUID && !insecureSameUser {

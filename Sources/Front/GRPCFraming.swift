@@ -46,13 +46,17 @@ public struct GRPCMessageReader: Sendable {
             prefix.append(contentsOf: rest.prefix(take))
             rest = rest.dropFirst(take)
             guard prefix.count == GRPCFraming.prefixBytes else { return }
+            // Nothing is reserved for the declared length: memory follows the bytes that really
+            // arrived (a peer declaring the limit on many streams and sending nothing costs nothing).
             declaredLength = try Self.checkPrefix(prefix, limit: limit)
-            message.reserveCapacity(declaredLength ?? 0)
         }
         guard let length = declaredLength else { return }
         guard rest.count <= length - message.count else { throw Self.trailingBytes }
         message.append(contentsOf: rest)
     }
+
+    /// Bytes held for the message so far (its buffer's capacity), for tests.
+    var bufferedCapacity: Int { message.capacity }
 
     /// Convenience for tests and callers holding an array.
     public mutating func append(_ bytes: [UInt8]) throws(GRPCStatus) {

@@ -95,3 +95,13 @@ struct TokenExpiryHealthTests {
         #expect((harness.service.statistics.tokenSecondsToExpiry ?? 0) == 0)
     }
 }
+
+/// Issue 13 finding 7: a huge `lease_duration` must not trap the millisecond arithmetic.
+struct HugeLeaseTests {
+    @Test func aLeaseOfInt64MaxSecondsIsClampedAndServed() throws {
+        let harness = try BrokerHarness { $0.leaseSeconds = Int.max }
+        #expect(harness.startAndWaitHealthy())
+        let left = try #require(harness.service.tokens.secondsToExpiry)
+        #expect(left > VaultToken.maxLeaseSeconds - 10 && left <= VaultToken.maxLeaseSeconds)
+    }
+}

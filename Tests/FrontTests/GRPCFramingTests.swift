@@ -92,3 +92,18 @@ struct GRPCFramingTests {
         #expect(throws: GRPCMessageReader.trailingBytes) { try laterChunk.append(GRPCFraming.frame([2])) }
     }
 }
+
+/// Issue 13 finding 7: the reader does not reserve the declared length before the bytes arrive
+/// (520 KB of client traffic declaring large messages grew the front's VmSize by 418 MB).
+struct GRPCReaderReservationTests {
+    @Test func aDeclaredLengthReservesNothingUntilTheBytesArrive() throws {
+        let limit = Limits.maxGRPCMessageBytes
+        var reader = GRPCMessageReader(limit: limit)
+        let length = UInt32(limit)
+        try reader.append([
+            0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), 7,
+        ])
+        #expect(!reader.isComplete)
+        #expect(reader.bufferedCapacity < 1024, "capacity \(reader.bufferedCapacity) for 1 byte received")
+    }
+}
