@@ -213,9 +213,16 @@ public final class BrokerService {
             frontConnections: openConnectionCount)
     }
 
+    /// The split topology's limit for a connected peer to send HELLO (`attachFront`).
+    public static let splitHelloTimeoutMillis: Int64 = 5_000
+
     /// Serves the broker protocol on a connected SOCK_SEQPACKET `fd` (the service owns and closes
-    /// it). `onHello` runs after the front's valid HELLO; `onClose` when the connection ends.
-    public func attachFront(fd: Int32, onHello: @escaping () -> Void, onClose: @escaping () -> Void) {
+    /// it). `onHello` runs after the front's valid HELLO; `onClose` when the connection ends. With
+    /// `helloTimeoutMillis`, a connection that has not sent HELLO by then is closed.
+
+    public func attachFront(
+        fd: Int32, helloTimeoutMillis: Int64? = nil, onHello: @escaping () -> Void, onClose: @escaping () -> Void
+    ) {
         let serial = nextConnectionSerial
         nextConnectionSerial += 1
         let connection = FrontConnection(
@@ -226,7 +233,7 @@ public final class BrokerService {
             metadata["peer_pid"] = "\(peer.pid)"
         }
         do {
-            try connection.start()
+            try connection.start(helloTimeoutMillis: helloTimeoutMillis)
         } catch {
             logger.error("broker.front.attach_failed", metadata: ["reason": "\(error)", "connection": "\(serial)"])
             close(fd)

@@ -44,9 +44,19 @@ final class FrontConnection {
         self.onClose = onClose
     }
 
-    func start() throws(SystemError) {
+    func start(helloTimeoutMillis: Int64? = nil) throws(SystemError) {
         try UnixSocket.setNonBlocking(fd)
         try loop.register(fd: fd, events: [.readable, .peerClosed]) { [weak self] events in self?.ready(events) }
+        // A peer that never says HELLO must not hold one of the few connection slots.
+        if let helloTimeoutMillis {
+            loop.schedule(afterMillis: helloTimeoutMillis) { [weak self] in
+                guard let self, self.isOpen, self.state == .awaitingHello else { return }
+                self.logger.warning(
+                    "broker.front.hello_timeout",
+                    metadata: ["connection": "\(self.serial)", "timeout_ms": "\(helloTimeoutMillis)"])
+                self.close(reason: nil)
+            }
+        }
     }
 
     // MARK: input

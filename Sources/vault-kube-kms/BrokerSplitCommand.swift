@@ -60,7 +60,10 @@ struct BrokerSplitCommand: ParsableCommand {
         let (listenFD, boundPath, socketName) = try openListener(logger: logger)
 
         let listener = SplitListener(fd: listenFD, loop: loop, logger: logger, policy: policy) { fd, closed in
-            service.attachFront(fd: fd, onHello: { logger.info("front.ready") }, onClose: closed)
+            service.attachFront(
+                fd: fd, helloTimeoutMillis: BrokerService.splitHelloTimeoutMillis,
+                onHello: { logger.info("front.ready") },
+                onClose: closed)
         }
         let watchdog = SystemdWatchdog.start(on: loop)
 
