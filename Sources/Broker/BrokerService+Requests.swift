@@ -59,9 +59,13 @@ extension BrokerService {
     /// A key_id of our scheme that does not match is refused in both modes.
     func startDecrypt(_ connection: FrontConnection, _ requestID: UInt32, _ request: DecryptRequest) {
         func fail(_ code: BrokerErrorCode, _ reason: String? = nil) {
-            if let reason {
+            // Anyone who can reach the KMS socket can send refused Decrypts: one line per 10 s.
+            if let reason, let suppressed = repetitiveLog.admit("broker.decrypt.refused") {
                 logger.info(
-                    "broker.decrypt.refused", metadata: ["reason": "\(reason)", "connection": "\(connection.serial)"])
+                    "broker.decrypt.refused",
+                    metadata: [
+                        "reason": "\(reason)", "connection": "\(connection.serial)", "suppressed": "\(suppressed)",
+                    ])
             }
             connection.answer(.decryptRequest, requestID, payload: DecryptAnswer(code: code).payload())
         }

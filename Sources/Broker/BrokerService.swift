@@ -40,6 +40,8 @@ public final class BrokerService {
     private var loggedHealth: String?
     private var healthTimer: EventLoop.TimerID?
     private(set) var lifecycle: Lifecycle = .initial
+    /// Lines a front (or whoever reaches the KMS socket) can repeat at will: rate-limited.
+    let repetitiveLog = LogRateLimiter()
     private var connections: [UInt64: FrontConnection] = [:]
     private var nextConnectionSerial: UInt64 = 1
     /// Decrypts answered under a foreign key_id (`--accept-foreign-key-ids`), and those refused

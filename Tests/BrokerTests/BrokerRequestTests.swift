@@ -105,6 +105,22 @@ struct BrokerRequestTests {
         #expect(opened.plaintext == plaintext)
     }
 
+    /// Issue 13 finding 7: refused Decrypts (anyone on the KMS socket can send them) are logged
+    /// once per 10 s, with the number left out.
+    @Test func refusedDecryptsAreLoggedRateLimited() throws {
+        let harness = try BrokerHarness()
+        #expect(ready(harness))
+        let forged = "transit-v1-" + String(repeating: "0", count: 32)
+        for id in UInt32(20)..<25 {
+            #expect(
+                try decrypt(harness, id: id, keyID: forged, ciphertext: Array("vault:v1:AAAA".utf8))?.code
+                    == .unknownKeyID)
+        }
+        let lines = harness.logs.events(named: "broker.decrypt.refused")
+        #expect(lines.count == 1)
+        #expect(lines.first?.fields["suppressed"] == "0")
+    }
+
     @Test func decryptWithAnUnknownKeyIDIsRejectedWithoutAVaultCall() throws {
         let harness = try BrokerHarness()
         #expect(ready(harness))
