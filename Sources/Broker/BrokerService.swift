@@ -254,7 +254,7 @@ public final class BrokerService {
         }
         if let reason = tokens.healthReason { return reason }
         switch keyProbe.health {
-        case .unknown: return "key metadata not read yet"
+        case .unknown: return StartingHealth.keyMetadataNotReadYet
         case .unhealthy(let reason): return reason
         case .healthy: break
         }

@@ -85,7 +85,7 @@ final class TokenLifecycle: VaultTokenSource {
         if lastFailureKind == .credentials, let reason = lastFailureReason { return reason }
         if let reason = lastFailureReason, reason.hasPrefix("vault ") { return reason }
         if hadToken { return "token expired" }
-        return lastFailureReason ?? "not logged in yet"
+        return lastFailureReason ?? StartingHealth.notLoggedInYet
     }
 
     /// Seconds until the held token expires; nil without a token or for a non-expiring one.

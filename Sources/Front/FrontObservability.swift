@@ -231,6 +231,7 @@ final class FrontObservability {
         figures.unboundPorts = unboundPorts
         figures.refusedPeerConnections = grpc.refusedPeerConnections
         figures.refusedLimitConnections = grpc.refusedLimitConnections
+        figures.brokerWait = grpc.brokerWaitFigures
         switch broker.state {
         case .awaitingHello: figures.brokerConnectionState = 0
         case .ready: figures.brokerConnectionState = 1

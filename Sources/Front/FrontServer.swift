@@ -157,6 +157,7 @@ final class FrontServer {
         lifecycle = .running
         reconnectDelayMillis = Self.minReconnectMillis
         observability.brokerReady(version: answer.brokerVersion)
+        grpc.brokerBecameReady()
         logger.info(
             "broker.ready",
             metadata: ["broker_version": "\(answer.brokerVersion)", "max_in_flight": "\(answer.maxInFlight)"])

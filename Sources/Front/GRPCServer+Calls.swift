@@ -43,7 +43,16 @@ extension GRPCServer: HTTP2ConnectionDelegate {
     }
 
     func connection(_ connection: HTTP2Connection, didReceive message: [UInt8], on stream: GRPCStream) {
-        guard let method = stream.kmsMethod else { return }
+        guard stream.kmsMethod != nil else { return }
+        stream.requestMessage = message
+        forward(stream, on: connection)
+    }
+
+    /// Sends the call to the broker, or lets it wait for a broker that is not ready yet
+    /// (GRPCServer+BrokerWait.swift). The broker request is built here, each time, so that it
+    /// carries the deadline left now.
+    func forward(_ stream: GRPCStream, on connection: HTTP2Connection) {
+        guard let method = stream.kmsMethod, !stream.answered else { return }
         let remaining = stream.deadlineAt - EventLoop.nowMillis()
         guard remaining > 0 else {
             return complete(stream, on: connection, with: .failure(GRPCStatus(.deadlineExceeded, "deadline exceeded")))
@@ -51,18 +60,21 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         let call: BrokerCall
         do throws(GRPCStatus) {
             call = try KMSService.brokerCall(
-                for: method, message: message,
+                for: method, message: stream.requestMessage,
                 deadlineMillis: stream.hasClientDeadline ? UInt32(clamping: remaining) : 0)
         } catch {
             return complete(stream, on: connection, with: .failure(error))
         }
         stream.uid = call.uid
-        guard case .ready = broker.state else {
-            if method == .status, broker.state == .failed {
-                // Split topologies: the broker is away and the front reconnecting (BrokerAway.swift).
-                return complete(stream, on: connection, with: KMSService.brokerAwayStatus())
-            }
-            return complete(stream, on: connection, with: .failure(GRPCStatus(.unavailable, "broker not ready")))
+        switch broker.state {
+        case .ready: break
+        case .awaitingHello:
+            // Connected, the broker not answering yet: it is starting (GRPCServer+BrokerWait.swift).
+            return waitForBroker(stream, on: connection)
+        case .failed:
+            // Split topologies: the broker is away and the front reconnecting (BrokerAway.swift).
+            if method == .status { return complete(stream, on: connection, with: KMSService.brokerAwayStatus()) }
+            return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .notReady)))
         }
         guard let requestID = broker.send(call.type, payload: call.payload) else {
             return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .tooManyRequests)))
@@ -80,6 +92,7 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         stream.deadlineTimer = nil
         if let requestID = stream.brokerRequestID { abandon(requestID) }
         stream.brokerRequestID = nil
+        stopWaiting(stream, on: connection)
         if !stream.answered && stream.headersComplete {
             stream.answered = true
             logCall(stream, status: .cancelled)
@@ -107,6 +120,7 @@ extension GRPCServer: HTTP2ConnectionDelegate {
             return
         }
         stream.brokerRequestID = nil
+        if brokerStarting(answer: frame.payload, method: route.method, stream: stream, on: connection) { return }
         complete(stream, on: connection, with: outcome)
     }
 
@@ -137,6 +151,7 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         guard !stream.answered else { return }
         if let timer = stream.deadlineTimer { loop.cancel(timer) }
         stream.deadlineTimer = nil
+        stopWaiting(stream, on: connection)
         switch outcome {
         case .success(let message):
             connection.respond(stream, message: message)

@@ -45,6 +45,8 @@ final class GRPCServer {
     private(set) var refusedLimitConnections: UInt64 = 0
     /// Refusals are logged at most once per 10 s per reason (with the count left out).
     let refusalLog = LogRateLimiter()
+    /// Calls waiting for a broker that is not ready yet (GRPCServer+BrokerWait.swift).
+    let brokerWait = BrokerWaitQueue()
 
     /// Calls whose headers arrived and that are not answered yet.
     var callsInFlight: Int {

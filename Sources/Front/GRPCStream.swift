@@ -27,6 +27,15 @@ final class GRPCStream {
     var uid = ""
     /// The broker request forwarded for this call, while it is outstanding.
     var brokerRequestID: UInt32?
+    /// The request message, kept while the call may still be (re)forwarded to the broker
+    /// (GRPCServer+BrokerWait.swift).
+    var requestMessage: [UInt8] = []
+    /// The call is queued until the broker connection is ready, or a retry timer is pending.
+    var waitingForBroker = false
+    /// The call has waited for the broker at least once (counted once in the metric).
+    var hasWaited = false
+    /// Re-sends after a "not ready" answer from a starting broker.
+    var brokerRetries = 0
     /// Monotonic milliseconds at which the front answers DEADLINE_EXCEEDED: the client's
     /// grpc-timeout, capped at `Limits.maxDeadlineMillis` (also the cap when none is given).
     var deadlineAt: Int64 = 0

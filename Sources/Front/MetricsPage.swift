@@ -17,6 +17,8 @@ struct MetricsFigures {
     var unboundPorts: [String] = []
     /// 0 connecting (HELLO not answered), 1 ready, 2 lost.
     var brokerConnectionState: Int = 0
+    /// Calls that waited for a starting broker (GRPCServer+BrokerWait.swift).
+    var brokerWait = BrokerWaitFigures()
     /// Seconds since the broker last answered a HEARTBEAT (nil: never).
     var heartbeatAgeMillis: Int64?
     var front: ProcessStatistics = ProcessStatistics()
@@ -113,6 +115,23 @@ enum MetricsPage {
         gauge(
             &out, "vault_kube_kms_broker_connection_state",
             "Front to broker connection: 0 connecting, 1 ready, 2 lost.", UInt64(figures.brokerConnectionState))
+        out.family(
+            "vault_kube_kms_broker_wait_calls_total", .counter,
+            "KMS calls that waited for a starting broker within their deadline.")
+        out.sample("vault_kube_kms_broker_wait_calls_total", [], figures.brokerWait.waited)
+        out.family(
+            "vault_kube_kms_broker_wait_outcomes_total", .counter,
+            "How waits for the broker ended: served by the ready broker, gave_up (deadline near or startup over), queue_full (could not wait)."
+        )
+        for (outcome, count) in [
+            ("served", figures.brokerWait.served), ("gave_up", figures.brokerWait.gaveUp),
+            ("queue_full", figures.brokerWait.queueFull),
+        ] {
+            out.sample("vault_kube_kms_broker_wait_outcomes_total", [("outcome", outcome)], count)
+        }
+        gauge(
+            &out, "vault_kube_kms_broker_waiting_calls", "KMS calls waiting now for the broker connection.",
+            UInt64(figures.brokerWait.waiting))
         if let age = figures.heartbeatAgeMillis {
             out.family(
                 "vault_kube_kms_broker_heartbeat_age_seconds", .gauge,

@@ -48,14 +48,14 @@ def api():
 class Front:
     """One running front process wired to a FakeBroker."""
 
-    def __init__(self, answer_hello=True, listen="address", broker="fd", via_env=False):
+    def __init__(self, answer_hello=True, listen="address", broker="fd", via_env=False, extra=None):
         """listen: "address" (--listen-address) or "fd" (--listen-fd, as the broker spawns it);
         broker: "fd" (--broker-fd, a socketpair) or "address" (--broker-address, the front
         connects); via_env: the same settings through VAULT_KUBE_KMS_* variables instead of flags."""
         self.dir = tempfile.mkdtemp(prefix="kmsfront-", dir="/tmp")
         self.socket_path = os.path.join(self.dir, "kms.sock")
         self.address = "unix://" + self.socket_path
-        settings, pass_fds, close_after = {"log-level": "debug"}, [], []
+        settings, pass_fds, close_after = {"log-level": "debug", **(extra or {})}, [], []
         if listen == "fd":
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.listener.bind(self.socket_path)
@@ -618,19 +618,6 @@ def test_front_enforces_the_deadline_itself_when_the_client_gives_up_later(front
     elapsed = time.monotonic() - start
     assert response["grpc-status"] == "4"
     assert 0.25 <= elapsed <= 1.5
-
-
-def test_calls_before_the_hello_answer_are_unavailable(make_front, api):
-    pb2, _ = api
-    front = make_front(answer_hello=False)
-    stub = front.stub(api)
-    with pytest.raises(grpc.RpcError) as error:
-        stub.Status(pb2.StatusRequest(), timeout=5, wait_for_ready=True)
-    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert not front.broker.requests
-    front.broker.release_hello()
-    front.wait_for_event("broker.ready")
-    assert stub.Status(pb2.StatusRequest(), timeout=5).healthz == "ok"
 
 
 def test_broker_closing_the_connection_makes_the_front_exit_1(front, api):
