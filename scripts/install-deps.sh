@@ -12,6 +12,8 @@ apt_packages=(libnghttp2-dev libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-
 apt_packages+=(systemd strace python3-seccomp nftables prometheus)
 # evidence tests: valgrind and objcopy (the front under memcheck), setpriv (privilege checks)
 apt_packages+=(valgrind binutils util-linux)
+# the real-systemd lane (Tests/e2e/test_systemd_nspawn_*.py): a Debian root booted with systemd-nspawn
+apt_packages+=(debootstrap systemd-container)
 # --bench: also the load client of the benchmark (h2load), which `make test` does not need.
 [ "${1:-}" != --bench ] || apt_packages+=(nghttp2-client binutils)
 missing=()

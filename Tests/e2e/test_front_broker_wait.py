@@ -3,7 +3,7 @@ counted in /metrics) instead of failing at once with UNAVAILABLE "broker not rea
 (Sources/Front/GRPCServer+BrokerWait.swift). The real front against the fake broker of
 fakebroker.py, which can hold back its HELLO answer and answer "not ready" like a broker that has
 not logged in to Vault yet. The same defect under systemd socket activation with a real OpenBao:
-Tests/e2e/test_systemd_nspawn.py."""
+Tests/e2e/test_systemd_nspawn_split.py."""
 import os
 import re
 import socket

@@ -2,7 +2,7 @@
 /proc/self/cmdline on Linux; without /proc it is empty, and `vault-kube-kms --help` used to run
 the server with no flags (`--vault-key-path is required`). KMSRuntime.ProcessArguments hands the
 parser the argv captured before main (CSpawn/kms_args.c). Here /proc is hidden under an empty
-tmpfs in a private mount namespace; Tests/e2e/test_systemd_nspawn.py repeats the check in a
+tmpfs in a private mount namespace; Tests/e2e/test_systemd_nspawn_split.py repeats the check in a
 chroot into the Debian root the systemd lane boots."""
 import os
 import shutil
