@@ -15,15 +15,20 @@ extension FrontServer {
 
     /// Connects to the broker and sends HELLO; on failure schedules the next attempt.
     func connectBroker() {
-        guard let address = brokerAddress, lifecycle == .awaitingHello else { return }
+        // Also while draining: calls still open may be waiting for the broker.
+        guard let address = brokerAddress, lifecycle == .awaitingHello || lifecycle == .draining,
+            brokerClient.state == .failed
+        else { return }
         let fd: Int32
         do {
             fd = try UnixSocket.connect(to: address, type: Int32(SOCK_SEQPACKET.rawValue))
         } catch {
+            grpc.brokerUnreachable()
             return retryLater("connect to broker at \(address): \(error)")
         }
         if let refused = checkBrokerPeer(fd: fd, address: address) {
             close(fd)
+            grpc.brokerUnreachable()
             return retryLater(refused)
         }
         do {
@@ -58,11 +63,11 @@ extension FrontServer {
         return "broker refused: \(reason)"
     }
 
-    /// The broker connection failed while serving: answer what is open UNAVAILABLE, report it,
-    /// and reconnect.
+    /// The broker connection failed while serving: the open calls wait for the first reconnect
+    /// attempt (GRPCServer+BrokerWait.swift), report it, and reconnect.
     func brokerLost(_ reason: String) {
         logger.warning("broker.connection_lost", metadata: ["reason": "\(reason)"])
-        grpc.failAll(GRPCStatus(.unavailable, "broker connection lost"))
+        grpc.brokerConnectionLost()
         lifecycle = .awaitingHello
         retryLater(reason)
     }

@@ -153,6 +153,8 @@ final class FrontServer {
     var brokerClient: BrokerClient { broker }
 
     private func brokerReady(_ answer: HelloAnswer) {
+        // Draining after a broker restart: the calls still open get the new broker.
+        if lifecycle == .draining { return grpc.brokerBecameReady() }
         guard lifecycle == .awaitingHello else { return }
         lifecycle = .running
         reconnectDelayMillis = Self.minReconnectMillis

@@ -9,9 +9,12 @@ import KMSRuntime
 /// Two waits, both bounded by the call's own deadline (`grpc-timeout`, at most
 /// `Limits.maxDeadlineMillis`) and by `maxWaiting` calls:
 /// - the front is connected but the broker has not answered HELLO (a socket-activated broker
-///   still starting): any call is queued and forwarded when HELLO is answered. Without a
-///   connection (split front reconnecting after a broker loss) nothing waits: Status answers
-///   healthz `broker unavailable` and Encrypt/Decrypt UNAVAILABLE at once (BrokerAway.swift);
+///   still starting): any call is queued and forwarded when HELLO is answered. After a broker
+///   loss (split front), Encrypt and Decrypt, including those that were at the lost broker, wait
+///   for the first reconnect attempt: it connects at once to a socket systemd holds, so a broker
+///   restart loses no call; when nothing listens they get UNAVAILABLE then, and later calls at
+///   once, until a connection is made. Status answers healthz `broker unavailable` at once
+///   (BrokerAway.swift);
 /// - the broker answered an Encrypt or Decrypt "not ready" (not logged in to Vault yet, no
 ///   active key), or a Status with a starting healthz (`StartingHealth`: `not logged in yet`,
 ///   `key metadata not read yet`), within `startupWindowMillis` of HELLO and before any call was
@@ -42,6 +45,9 @@ final class BrokerWaitQueue {
 
     /// Calls waiting for the connection to become ready, in arrival order.
     var entries: [Entry] = []
+    /// The broker connection was lost and the first reconnect attempt is still to come: calls
+    /// wait for it (a socket-activated broker's socket accepts at once; an absent one does not).
+    var reconnectPending = false
     /// When the current broker connection answered HELLO (nil: not ready).
     var readySinceMillis: Int64?
     /// A call was served (an answer other than "not ready") on the current connection.
@@ -104,8 +110,45 @@ extension GRPCServer {
         }
     }
 
+    /// The split front lost its broker: Encrypt and Decrypt calls sent to it wait (like new
+    /// ones) for the first reconnect attempt and, if it connects, for the new broker's HELLO; an
+    /// Encrypt or Decrypt sent again is harmless (Transit is stateless for both). Status answers
+    /// healthz `broker unavailable` at once.
+    func brokerConnectionLost() {
+        brokerWait.readySinceMillis = nil
+        brokerWait.reconnectPending = true
+        for connection in connections.values.sorted(by: { $0.id < $1.id }) {
+            for stream in connection.streams.values.sorted(by: { $0.id < $1.id })
+            where !stream.answered && stream.brokerRequestID != nil {
+                if let requestID = stream.brokerRequestID { calls[requestID] = nil }
+                stream.brokerRequestID = nil
+                forward(stream, on: connection)
+            }
+            connection.flush()
+        }
+    }
+
+    /// A reconnect attempt found no broker listening: the waiting calls get UNAVAILABLE now, and
+    /// until a connection is made new ones do at once (as before: a broker that is away is not
+    /// starting).
+    func brokerUnreachable() {
+        brokerWait.reconnectPending = false
+        let waiting = brokerWait.entries
+        brokerWait.entries.removeAll()
+        for entry in waiting {
+            guard let connection = connections[entry.connectionID], let stream = connection.streams[entry.streamID],
+                !stream.answered
+            else { continue }
+            stream.waitingForBroker = false
+            brokerWait.figures.gaveUp += 1
+            complete(stream, on: connection, with: .failure(GRPCStatus(.unavailable, "broker connection lost")))
+            connection.flush()
+        }
+    }
+
     /// The broker answered HELLO: forward every waiting call, in arrival order.
     func brokerBecameReady() {
+        brokerWait.reconnectPending = false
         brokerWait.readySinceMillis = EventLoop.nowMillis()
         brokerWait.servedSinceReady = false
         let waiting = brokerWait.entries

@@ -74,6 +74,7 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         case .failed:
             // Split topologies: the broker is away and the front reconnecting (BrokerAway.swift).
             if method == .status { return complete(stream, on: connection, with: KMSService.brokerAwayStatus()) }
+            if brokerWait.reconnectPending { return waitForBroker(stream, on: connection) }
             return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .notReady)))
         }
         guard let requestID = broker.send(call.type, payload: call.payload) else {

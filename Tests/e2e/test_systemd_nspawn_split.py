@@ -235,6 +235,9 @@ def test_upgrade_drill_replaces_the_binaries_under_load_and_loses_no_call(node):
     results = calls.stop()
     failed = [result for result in results if result[1] != "OK"]
     print(f"upgrade drill: {len(results)} calls during two restarts, {len(failed)} failed: {failed}")
+    if failed:
+        print(node.container.run(f"journalctl --no-pager -o short-monotonic -u {FRONT} -u {BROKER} | tail -120",
+                                 check=False).stdout)
     assert not failed, failed
     assert len(results) > 20
     # What was written before the upgrade decrypts after the upgrade and the rollback.
