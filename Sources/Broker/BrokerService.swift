@@ -273,6 +273,7 @@ public final class BrokerService {
         }
         lifecycle = .draining
         logger.info("broker.shutdown", metadata: ["vault_in_flight": "\(transport.inFlightCount)"])
+        for connection in connections.values { connection.stopReading() }
         keyProbe.stop()
         deepProbe.stop()
         if let healthTimer { loop.cancel(healthTimer) }

