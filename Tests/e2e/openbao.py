@@ -87,17 +87,19 @@ class OpenBaoServer:
     listener, else None), log_path, audit_path (when audit=True)."""
 
     def __init__(self, workdir, root_token=None, tls=None, audit=False, storage_dir=None, env=None,
-                 extra_config=""):
+                 extra_config="", audit_raw=False):
         """tls: a dict with "cert", "key", "ca" and optionally "client_ca" (then the listener
         requires a client certificate signed by it). audit: a file audit device (declared in the
-        -config file; OpenBao 2 refuses sys/audit over the API) at audit_path."""
+        -config file; OpenBao 2 refuses sys/audit over the API) at audit_path; audit_raw: with
+        log_raw, so that the log holds the real token values (a test's list of secrets to look for)."""
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.tls = tls
         self.ca = tls["ca"] if tls else None
         self.storage_dir = storage_dir
         self.env = env
-        self.audit_path = os.path.join(workdir, "audit.log") if audit else None
+        self.audit_path = os.path.join(workdir, "audit.log") if audit or audit_raw else None
+        self.audit_raw = audit_raw
         self.extra_config = extra_config
         self.persistent = storage_dir is not None
         self.root_token = root_token or ("bao-" + secrets.token_hex(12))
@@ -129,8 +131,9 @@ class OpenBaoServer:
     def _config_text(self):
         parts = []
         if self.audit_path:
+            raw = '    log_raw = "true"\n' if self.audit_raw else ""
             parts.append(f'audit "file" "kms-audit" {{\n  options {{\n    file_path = {hcl_string(self.audit_path)}\n'
-                         f'  }}\n}}\n')
+                         f'{raw}  }}\n}}\n')
         listener = self.persistent or self.tls
         if listener:
             lines = [f'  address = "127.0.0.1:{self.port}"',
@@ -389,6 +392,16 @@ class OpenBaoServer:
         with open(self.audit_path) as handle:
             return [json.loads(line) for line in handle if line.strip()]
 
+
+    def raw_tokens(self, auth_mount):
+        """Every client token auth/<auth_mount>/login issued, from a log_raw audit log (audit_raw=True)."""
+        tokens = set()
+        for entry in self.audit_entries():
+            if entry.get("type") == "response" and entry.get("request", {}).get("path") == f"auth/{auth_mount}/login":
+                issued = entry.get("response", {}).get("auth", {}).get("client_token")
+                if issued:
+                    tokens.add(issued)
+        return tokens
 
     def request_counts(self):
         """{path: requests} as the audit log recorded them (audit=True): what reached the server,
