@@ -72,6 +72,7 @@ public final class BrokerService {
     {
         let checked = try configuration.validated()
         try Self.checkSecretIDFile(checked.secretIDPath)
+        if let key = checked.tlsClientKeyFile { try PrivateKeyFile.check(path: key) }
         let keyPath = try TransitKeyPath(parsing: checked.vaultKeyPath)
         self.configuration = checked
         self.loop = loop
