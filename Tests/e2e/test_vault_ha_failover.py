@@ -55,3 +55,17 @@ def test_a_killed_active_node_with_a_list_recovers_within_the_election(cluster, 
     # Bounded by OpenBao's leader election (seconds), not by the node's restart at HOLD.
     assert summary["last_failure"] is None or summary["last_failure"] < HOLD - 1, summary
     assert summary["failovers"] >= 1
+
+
+def test_a_cold_start_costs_one_vault_call_per_seed_and_status_none(cluster, tmp_path):
+    # The reduced CI variant of docs/scaling.md (the full one: scripts/scale-coldstart.py, five
+    # plugins and 5,000 seeds): two plugins start cold and decrypt 200 distinct seeds each.
+    import coldstart
+    workdir = str(tmp_path)
+    os.chmod(workdir, 0o755)
+    result = coldstart.measure(cluster, plugins=2, seeds=200, workdir=workdir, status_polls=30)
+    print(result)
+    assert result["failures"] == 0
+    assert result["vault_calls"]["decrypt"] == 2 * 200  # one Vault call per seed per apiserver
+    assert result["vault_calls"]["login"] == 2
+    assert result["status_vault_calls"] == 0  # Status is answered from the broker's cache
