@@ -43,6 +43,13 @@ def start_plugin(cluster, addresses, workdir, name):
     return Plugin(view, directory, extra_args=["--health-port", "0", "--metrics-port", str(port)]), port
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -85,6 +92,11 @@ def measure(cluster, plugins, seeds, workdir, status_polls=60):
                     latencies.append(time.monotonic() - t)
             with concurrent.futures.ThreadPoolExecutor(DECRYPTS_IN_PARALLEL) as pool:
                 list(pool.map(decrypt, stored))
+        def cpu():
+            vault = sum(cpu_seconds(node.proc.pid) for node in cluster.nodes)
+            plugins = sum(cpu_seconds(p.proc.pid) + cpu_seconds(p.front_pid()) for p, _ in running)
+            return vault, plugins, time.process_time()
+        cpu_before = cpu()
         decrypt_started = time.monotonic()
         threads = [threading.Thread(target=cold_start, args=(p,)) for p, _ in running]
         for thread in threads:
@@ -92,6 +104,7 @@ def measure(cluster, plugins, seeds, workdir, status_polls=60):
         for thread in threads:
             thread.join()
         decrypt_seconds = time.monotonic() - decrypt_started
+        cpu_used = [after - before for after, before in zip(cpu(), cpu_before)]
         calls = [vault_calls(port) for _, port in running]
         # Steady state: Status polls (the apiserver's once a minute) cost no Vault call.
         plugin, port = running[0]
@@ -110,4 +123,5 @@ def measure(cluster, plugins, seeds, workdir, status_polls=60):
         "decrypt_p50_ms": 1000 * percentile(latencies, 0.50), "decrypt_p99_ms": 1000 * percentile(latencies, 0.99),
         "decrypts_per_second": len(latencies) / decrypt_seconds, "failures": len(failures),
         "status_polls": status_polls, "status_vault_calls": status_calls,
+        "cpu_seconds": {"vault_nodes": cpu_used[0], "plugins": cpu_used[1], "clients": cpu_used[2]},
     }
