@@ -68,7 +68,7 @@ extension FrontServer {
     func brokerLost(_ reason: String) {
         logger.warning("broker.connection_lost", metadata: ["reason": "\(reason)"])
         grpc.brokerConnectionLost()
-        lifecycle = .awaitingHello
+        if lifecycle != .draining { lifecycle = .awaitingHello }
         retryLater(reason)
     }
 

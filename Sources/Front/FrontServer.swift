@@ -175,7 +175,9 @@ final class FrontServer {
     /// already draining: the front was asked to stop anyway, and the broker may be stopping too).
     private func brokerFailed(_ reason: String) {
         guard lifecycle != .stopped else { return }
-        if isSplit && lifecycle != .draining { return brokerLost(reason) }
+        // Split: reconnect, also while draining when calls are still open (they wait for the
+        // next broker within their deadline; the drain timeout bounds it).
+        if isSplit && (lifecycle != .draining || grpc.callsInFlight > 0) { return brokerLost(reason) }
         logger.error("broker.connection_failed", metadata: ["reason": "\(reason)"])
         if lifecycle != .draining { exitStatus = 1 }
         grpc.failAll(GRPCStatus(.unavailable, "broker connection lost"))
