@@ -93,6 +93,8 @@ final class InstrumentedTransport: VaultTransport {
 
     var inFlightCount: Int { inner.inFlightCount }
 
+    var failsOverToAnotherAddress: Bool { inner.failsOverToAnotherAddress }
+
     func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
         let operation = VaultOperation.of(path: request.path)
         let started = EventLoop.nowMillis()

@@ -9,7 +9,9 @@ import Logging
 /// is sent once more, to the next address, with what is left of its deadline; the selector moves
 /// every later request there. With more than one address the first attempt gets half of the
 /// request's time, so that a node that hangs leaves time for the second one. Tokens are valid
-/// cluster-wide, so nothing logs in again.
+/// cluster-wide, so nothing logs in again. That resend is the call's whole retry budget: the
+/// `TransitClient` retry (one address only) is skipped, so a KMS call costs at most two Vault
+/// requests (plus a fresh login when Vault says the token is invalid).
 ///
 /// While the preferred (first) address is not in use, its `sys/health` is asked every
 /// `recheckIntervalMillis` (no token: the endpoint is unauthenticated); an active node (200) or
@@ -52,6 +54,10 @@ final class FailoverTransport: VaultTransport {
     var currentIndex: Int { selector.current }
 
     var inFlightCount: Int { transports.reduce(0) { $0 + $1.inFlightCount } }
+
+    /// With several addresses the resend to the next one is the call's only retry
+    /// (`TransitClient` does not add its own); with one, nothing is resent here.
+    var failsOverToAnotherAddress: Bool { transports.count > 1 }
 
     func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
         let deadline = EventLoop.nowMillis() + Int64(max(1, request.timeoutMillis))

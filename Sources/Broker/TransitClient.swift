@@ -5,7 +5,9 @@ import Logging
 
 /// Transit calls for the one configured key: read metadata, encrypt with an explicit version,
 /// decrypt. Every call is capped by an absolute deadline; one retry on a broken connection or a
-/// 5xx if time remains, and one fresh login when Vault says the token is invalid.
+/// 5xx if time remains, and one fresh login when Vault says the token is invalid. With several
+/// Vault addresses the transport's failover to the next address is that one retry
+/// (`VaultTransport.failsOverToAnotherAddress`): nothing is retried on top of it.
 public final class TransitClient {
     /// A retry is pointless with less time than this left.
     static let minimumRetryMillis: Int64 = 50
@@ -168,7 +170,9 @@ public final class TransitClient {
                 self.tokens.tokenIsAlive(token) { alive in
                     if alive { completion(.failure(error)) } else { logInAgainAndRetry() }
                 }
-            } else if error.isRetryable && !attempt.retried && timeLeft > Self.minimumRetryMillis {
+            } else if error.isRetryable && !attempt.retried && !self.transport.failsOverToAnotherAddress
+                && timeLeft > Self.minimumRetryMillis
+            {
                 var next = attempt
                 next.retried = true
                 self.call(

@@ -11,4 +11,12 @@ public protocol VaultTransport: AnyObject {
     var inFlightCount: Int { get }
     /// Aborts every pending request (completing each with `.cancelled`) and releases connections.
     func cancelAll()
+    /// True when `send` itself sends a failed request once more, to another Vault address (a
+    /// `FailoverTransport` with several addresses). Callers then do not retry on top of it: that
+    /// one resend is the whole retry budget of a call.
+    var failsOverToAnotherAddress: Bool { get }
+}
+
+extension VaultTransport {
+    public var failsOverToAnotherAddress: Bool { false }
 }

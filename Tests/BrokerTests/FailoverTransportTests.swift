@@ -10,6 +10,8 @@ final class FakeNode: VaultTransport {
     enum Mode {
         case up
         case down
+        /// The connection breaks after the request was sent (curl: "connection reset").
+        case reset
         case sealed
         case standbyRedirect
         /// Never answers; the request times out after its own `timeoutMillis`, as curl's does.
@@ -51,6 +53,7 @@ final class FakeNode: VaultTransport {
             if request.path == "sys/health" { return answer(after: 1, json(200, #"{"standby":false}"#)) }
             cluster.send(request, completion: completion)
         case .down: answer(after: 1, .failed(.connectFailed))
+        case .reset: answer(after: 1, .failed(.connectionReset))
         case .sealed: answer(after: 1, json(503, #"{"errors":["Vault is sealed"]}"#))
         case .standbyRedirect: answer(after: 1, json(307, ""))
         case .hang: answer(after: Int64(request.timeoutMillis), .failed(.timedOut))
