@@ -188,15 +188,31 @@ final class FrontObservability {
         }
     }
 
-    /// A STATUS asked now answers "ok": Vault reachable, token valid, key usable.
+    /// A STATUS asked now answers "ok": Vault reachable, token valid, key usable. With several
+    /// Vault addresses a second line says which one serves (`vault_address_index=N of M`, N from
+    /// 0 in `--vault-address` order), read from a METRICS asked right after; with one address the
+    /// body is the healthz line alone, as it always was.
     private func deepReadiness(_ respond: @escaping (HTTPResponse) -> Void) {
-        ask(.statusRequest) { frame in
+        ask(.statusRequest) { [weak self] frame in
             guard let frame, let answer = try? StatusAnswer.decode(frame.payload) else {
                 return respond(HTTPResponse(status: 503, body: "broker did not answer\n"))
             }
             let healthz = answer.code == .ok ? answer.healthz : "broker: \(answer.code)"
-            respond(HTTPResponse(status: healthz == "ok" ? 200 : 503, body: healthz + "\n"))
+            let status = healthz == "ok" ? 200 : 503
+            guard let self else { return respond(HTTPResponse(status: status, body: healthz + "\n")) }
+            self.refreshMetrics { [weak self] fresh in
+                let line = fresh ? (self?.addressLine() ?? "") : ""
+                respond(HTTPResponse(status: status, body: healthz + "\n" + line))
+            }
         }
+    }
+
+    /// `vault_address_index=N of M\n` when the broker has several Vault addresses, else "".
+    func addressLine() -> String {
+        guard let values = lastMetrics?.answer.values, let count = values[.vaultAddressCount], count > 1,
+            let index = values[.vaultAddressIndex]
+        else { return "" }
+        return "vault_address_index=\(index) of \(count)\n"
     }
 
     /// Alive when the broker connection is up and its loop answered a HEARTBEAT recently (this
