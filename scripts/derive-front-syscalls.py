@@ -12,6 +12,7 @@ becomes the list; the per-syscall counts go to Sources/CSandbox/front-syscall-co
 
     python3 scripts/derive-front-syscalls.py            # trace, rewrite the list and the counts
     python3 scripts/derive-front-syscalls.py --print    # trace and print only
+    python3 scripts/derive-front-syscalls.py --traces DIR   # reuse the traces of an earlier run
 
 Needs root (the suites do), strace, the debug build (.build/debug) and the Python test packages.
 Takes a few minutes; not part of CI (Tests/e2e/test_front_sandbox.py checks the result instead).
@@ -68,7 +69,6 @@ EXTRA = {
     "epoll_ctl": "the event loop",
     "epoll_wait": "the event loop",
     "epoll_pwait": "the event loop (aarch64 has no epoll_wait)",
-    "read": "sockets, timerfd, signalfd",
     "write": "sockets, logs",
     "writev": "logs (stdio), nghttp2 output",
     "readv": "libc stdio",
@@ -81,6 +81,9 @@ EXTRA = {
     "fstat": "libc stdio (older libc)",
     "timerfd_settime": "event-loop timers",
     "sigaltstack": "the Swift runtime's crash handler",
+    "openat": "a lazy open in a library after the sandbox point (glibc's /etc/localtime on the first time stamp, "
+              "if tzset() before it were ever missed) fails with EACCES from Landlock instead of killing the front",
+    "read": "sockets, timerfd, signalfd",
 }
 
 MARKER = "sandbox.disabled"
@@ -124,14 +127,17 @@ def after_marker(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print", action="store_true", help="print the list instead of rewriting the files")
+    parser.add_argument("--traces", help="a trace directory of an earlier run (no tests are run)")
     parser.add_argument("suites", nargs="*", default=SUITES)
     args = parser.parse_args()
-    trace_dir = tempfile.mkdtemp(prefix="vkk-derive-trace-")
-    os.chmod(trace_dir, 0o777)
-    env = dict(os.environ, KMS_BIN_DIR=traced_bin_dir(trace_dir))
-    files = [os.path.join(ROOT, "Tests", "e2e", name) for name in args.suites]
-    # Failures are expected where a test inspects the front's pid (it is strace's child here).
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files], env=env, cwd=ROOT)
+    trace_dir = args.traces
+    if not trace_dir:
+        trace_dir = tempfile.mkdtemp(prefix="vkk-derive-trace-")
+        os.chmod(trace_dir, 0o777)
+        env = dict(os.environ, KMS_BIN_DIR=traced_bin_dir(trace_dir))
+        files = [os.path.join(ROOT, "Tests", "e2e", name) for name in args.suites]
+        # Failures are expected where a test inspects the front's pid (it is strace's child here).
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files], env=env, cwd=ROOT)
     counts = collections.Counter()
     traces = glob.glob(os.path.join(trace_dir, "front.*"))
     for path in traces:

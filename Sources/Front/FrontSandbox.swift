@@ -108,6 +108,9 @@ enum FrontSandbox {
                 "--sandbox required: \(reason), which cannot be reached once abstract sockets are scoped")
         }
 
+        // glibc loads the time zone on the first gmtime_r/localtime_r (the first log line's time
+        // stamp): load it now, while /etc/localtime can still be opened.
+        tzset()
         var landlock = kms_landlock_result()
         let applied = needs.bindPorts.withUnsafeBufferPointer { ports in
             withOptionalCString(needs.removeDirectory) { directory in

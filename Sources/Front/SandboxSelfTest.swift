@@ -42,9 +42,10 @@
         static func run(_ phase: Phase, logger: Logger) {
             guard let settings = settings() else { return }
             var attempts: [(String, () -> Int32)] = []
-            let pid = settings["pid"].flatMap { pid_t($0) } ?? getppid()
             switch phase {
             case .afterLandlock:
+                // getppid only here: after the filter it is a syscall the front never makes.
+                let pid = settings["pid"].flatMap { pid_t($0) } ?? getppid()
                 if let secret = settings["secret"] {
                     attempts.append(("open_secret_id", { kms_try_open(secret, O_RDONLY) }))
                 }

@@ -317,3 +317,21 @@ def test_one_uid_is_refused_as_root(vault, workdir):
         assert "--one-uid would run the front as root" in running.log_text()
     finally:
         running.stop()
+
+
+def test_release_builds_contain_no_self_test():
+    """The self-test is compiled only under `#if DEBUG`: the release front (what the Containerfile
+    and every package ship) does not contain its trigger variable or its attempt names, while the
+    debug front these tests run does (the control)."""
+    import plugin as plugin_module
+
+    marker = b"VAULT_KUBE_KMS_SANDBOX_SELF_TEST"
+    with open(os.path.join(plugin_module.build_dir(), "vault-kube-kms-front"), "rb") as handle:
+        assert marker in handle.read()
+    release = os.path.join(plugin_module.ROOT, ".build", "release", "vault-kube-kms-front")
+    if not os.path.exists(release):
+        pytest.skip("no release build here (swift build -c release; make bench builds one)")
+    with open(release, "rb") as handle:
+        binary = handle.read()
+    assert marker not in binary and b"forbidden_syscall_survived" not in binary
+    assert b"sandbox.landlock_unavailable" in binary  # the sandbox itself is there
