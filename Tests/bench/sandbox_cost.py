@@ -32,6 +32,9 @@ def one_run(vault, bin_dir, workdir, sandbox, calls):
     try:
         api, _ = kmsclient.stubs()
         client = kmsclient.client(plugin.socket)
+        deadline = time.time() + 30
+        while client.Status(api.StatusRequest(), timeout=5).healthz != "ok" and time.time() < deadline:
+            time.sleep(0.05)
         for _ in range(50):  # warm-up: connection, key cache
             client.Encrypt(api.EncryptRequest(plaintext=os.urandom(32), uid="warm"), timeout=5)
         before = procstat.cpu_seconds(plugin.front_pid)
@@ -64,6 +67,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="vkk-sandbox-bench-")
     os.chmod(workdir, 0o755)
     bin_dir = benchenv.install_binaries(args.bin_dir)
+    os.makedirs(os.path.join(workdir, "vault"))
     vault = benchenv.Vault(os.path.join(workdir, "vault"))
     results = {True: [], False: []}
     try:
