@@ -24,14 +24,19 @@ public struct VaultToken {
                 VaultCallError(
                     code: .internalError, status: response.status, reason: "auth block missing in vault answer"))
         }
-        let utf8 = auth.client_token.utf8
-        guard !utf8.isEmpty, utf8.count <= maxBytes, utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+        // The token is read by the strict field reader straight into SecretBytes, never a String.
+        guard
+            case .success(let secret) = SecretJSONField.string(
+                at: ["auth", "client_token"], in: response.body, maxBytes: maxBytes),
+            !secret.isEmpty,
+            secret.withUnsafeBytes({ $0.allSatisfy { (0x21...0x7E).contains($0) } })
+        else {
             return .failure(
                 VaultCallError(
                     code: .internalError, status: response.status, reason: "vault returned a malformed token"))
         }
         let token = VaultToken(
-            secret: SecretBytes(utf8), leaseSeconds: min(max(0, auth.lease_duration), maxLeaseSeconds),
+            secret: secret, leaseSeconds: min(max(0, auth.lease_duration), maxLeaseSeconds),
             renewable: auth.renewable)
         return .success(token)
     }

@@ -111,11 +111,12 @@ public final class TransitClient {
         ) { result in
             completion(
                 result.flatMap { response in
-                    guard let decoded = VaultJSON.decode(VaultJSON.DecryptResponse.self, from: response.body),
-                        let plaintext = Data(base64Encoded: decoded.data.plaintext),
-                        plaintext.count <= Limits.maxPlaintextBytes
+                    // data.plaintext goes from the body to a wiped buffer, never through a String.
+                    guard
+                        case .success(let plaintext) = SecretJSONField.base64(
+                            at: ["data", "plaintext"], in: response.body, maxDecodedBytes: Limits.maxPlaintextBytes)
                     else { return .failure(Self.malformed(response, "decrypt answer")) }
-                    return .success(Array(plaintext))
+                    return .success(plaintext.withUnsafeBytes { Array($0) })
                 })
         }
     }

@@ -1,13 +1,13 @@
 import FoundationEssentials
 import KMSRuntime
 
-/// The few fields of Vault's JSON answers the broker reads. Everything else in a body is ignored;
+/// The few non-secret fields of Vault's JSON answers the broker reads (secret fields: `SecretJSONField`). Everything else in a body is ignored;
 /// a body is never logged.
 enum VaultJSON {
-    /// `auth/<mount>/login` and `auth/token/renew-self`.
+    /// `auth/<mount>/login` and `auth/token/renew-self`: the non-secret fields only. The token
+    /// (`auth.client_token`) is read by `SecretJSONField` straight into `SecretBytes`.
     struct AuthResponse: Decodable {
         struct Auth: Decodable {
-            var client_token: String
             var lease_duration: Int64
             var renewable: Bool
         }
@@ -52,14 +52,6 @@ enum VaultJSON {
             var key_version: Int64
         }
         var data: EncryptData
-    }
-
-    /// `POST <mount>/decrypt/<name>`.
-    struct DecryptResponse: Decodable {
-        struct DecryptData: Decodable {
-            var plaintext: String
-        }
-        var data: DecryptData
     }
 
     /// Any error answer.

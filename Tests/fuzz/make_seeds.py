@@ -67,6 +67,7 @@ write("vault_json", "key", b'{"data":{"type":"aes256-gcm96","latest_version":2,"
 write("vault_json", "encrypt", b'{"data":{"ciphertext":"vault:v2:QUJD","key_version":2}}')
 write("vault_json", "decrypt", b'{"data":{"plaintext":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}')
 write("vault_json", "errors", b'{"errors":["1 error occurred:\\n\\t* permission denied\\n\\n"]}')
+write("vault_json", "escaped", b'{"auth":{"client_token":"hvs.\\u0041\\/\\ud83d\\ude00","lease_duration":1,"renewable":false},"data":[1,-0.5e3,true,null,{}]}')
 
 write("http_request", "metrics", b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nAccept: text/plain\r\n\r\n")
 write("http_request", "readyz", b"GET /readyz?verbose HTTP/1.1\r\nHost: localhost\r\nUser-Agent: kube-probe/1.31\r\n\r\n")

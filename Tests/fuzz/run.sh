@@ -54,7 +54,7 @@ build_target() {
 status=0
 for target in "${TARGETS[@]}"; do
     case $target in
-        vault_json) build_target "$target" "$ROOT/Sources/Broker/VaultJSON.swift" ;;
+        vault_json) build_target "$target" "$ROOT/Sources/Broker/VaultJSON.swift" "$ROOT/Sources/Broker/SecretJSONField.swift" ;;
         http_request) build_target "$target" "$ROOT/Sources/Front/HTTPRequestParser.swift" ;;
         *) build_target "$target" ;;
     esac
