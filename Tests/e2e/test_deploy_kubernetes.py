@@ -15,7 +15,10 @@ import plugin
 ROOT = plugin.ROOT
 K8S = os.path.join(ROOT, "deploy", "kubernetes")
 SECCOMP = os.path.join(K8S, "seccomp")
+SYSTEM_PYTHON = "/usr/bin/python3"
 KUBERNETES_VERSION = "1.37.0"
+# The spawn Pod without any TCP port: exec readiness probe (deploy/kubernetes/README.md, "Probes").
+EXEC_PROBE_POD = "vault-kube-kms-spawn-exec-probes.yaml"
 
 
 def load(name):
@@ -37,7 +40,8 @@ def mounts(c):
     return {m["name"]: m for m in c.get("volumeMounts", [])}
 
 
-@pytest.mark.parametrize("name", ["vault-kube-kms-split.yaml", "vault-kube-kms-spawn.yaml", "vault-kube-kms-one-uid.yaml"])
+@pytest.mark.parametrize("name", ["vault-kube-kms-split.yaml", "vault-kube-kms-spawn.yaml", "vault-kube-kms-one-uid.yaml",
+                                  EXEC_PROBE_POD])
 def test_static_pod_is_valid_and_node_critical_on_host_network(name):
     pod = load(name)
     validate(pod)
@@ -244,3 +248,73 @@ def test_openshift_sidecar_is_valid_and_shares_the_socket_directory_with_the_api
     endpoint = load("encryption-configuration.yaml")["resources"][0]["providers"][0]["kms"]["endpoint"]
     assert listen.split("=", 1)[1] == endpoint
     assert os.path.dirname(endpoint[len("unix://"):]) == mounts["kube-apiserver"]["kms-socket"]
+
+
+def tcp_listener_inodes():
+    """Socket inodes of every TCP socket in LISTEN state (IPv4 and IPv6) on this host."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":
+                    inodes.add(fields[9])
+    return inodes
+
+
+def socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def test_exec_probe_pod_differs_from_the_spawn_pod_only_in_ports_and_probes():
+    """The no-TCP variant is the spawn Pod with both ports off and one exec readiness probe: no
+    httpGet probe is left that would probe a port nobody serves."""
+    variant, base = load(EXEC_PROBE_POD), load("vault-kube-kms-spawn.yaml")
+    validate(variant)
+    probed, spawn = container(variant, "vault-kube-kms"), container(base, "vault-kube-kms")
+    assert probed["command"] == spawn["command"] + ["--health-port=0", "--metrics-port=0"]
+    assert "startupProbe" not in probed and "livenessProbe" not in probed
+    assert list(probed["readinessProbe"]["exec"]["command"][:2]) == [spawn["command"][0], "probe"]
+    for key in ("startupProbe", "livenessProbe", "readinessProbe", "command"):
+        probed.pop(key, None), spawn.pop(key, None)
+    assert probed == spawn
+    assert variant["spec"]["volumes"] == base["spec"]["volumes"]
+
+
+def test_exec_probe_command_passes_on_a_live_plugin_fails_without_it_and_no_tcp_port_is_open(vault, tmp_path):
+    """Runs the readiness command the variant Pod names (binary and socket path mapped to this
+    test's) against a plugin started with the Pod's port flags: exit 0 while it serves, non-zero
+    once it is gone; meanwhile neither process holds a listening TCP socket."""
+    pod_container = container(load(EXEC_PROBE_POD), "vault-kube-kms")
+    port_flags = [a for a in pod_container["command"] if a.startswith(("--health-port", "--metrics-port"))]
+    assert port_flags == ["--health-port=0", "--metrics-port=0"]
+    os.chmod(tmp_path, 0o755)
+    running = plugin.Plugin(vault, str(tmp_path), extra_args=port_flags)
+    probe = list(pod_container["readinessProbe"]["exec"]["command"])
+    assert probe[0] == "/usr/bin/vault-kube-kms" and probe[2] == "--listen-address=unix:///var/run/kmsplugin/kms.sock"
+    probe[0] = os.path.join(running.bin, "vault-kube-kms")
+    probe[2] = f"--listen-address=unix://{running.socket}"
+    timeout = pod_container["readinessProbe"]["timeoutSeconds"]
+    try:
+        listening = tcp_listener_inodes()
+        for pid in (running.proc.pid, running.front_pid()):
+            assert socket_inodes(pid) & listening == set(), f"pid {pid} listens on TCP"
+        passed = subprocess.run(probe, capture_output=True, text=True, timeout=timeout)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        # In the Pod the probe runs under the container's Localhost seccomp profile: it must pass there too.
+        enforce = [SYSTEM_PYTHON, os.path.join(SECCOMP, "enforce.py"), os.path.join(SECCOMP, "vault-kube-kms.json")]
+        if subprocess.run([SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True).returncode == 0:
+            filtered = subprocess.run(enforce + ["--"] + probe, capture_output=True, text=True, timeout=timeout)
+            assert filtered.returncode == 0, filtered.stdout + filtered.stderr
+    finally:
+        running.stop()
+    failed = subprocess.run(probe, capture_output=True, text=True, timeout=timeout)
+    assert failed.returncode != 0, failed.stdout + failed.stderr
