@@ -205,11 +205,11 @@ def test_without_proc_both_installed_binaries_still_read_their_flags(node):
         assert refused.returncode != 0 and "--no-such-flag" in refused.stderr
 
 
-def test_upgrade_drill_replaces_the_binaries_under_load_and_loses_no_call_beyond_the_documented_one(node):
+def test_upgrade_drill_replaces_the_binaries_under_load_and_loses_no_call(node):
     """docs/operations.md section 4 on the split pair while a client keeps calling: keep the
-    running files, install the new bundle's, preflight, restart both services in one command,
-    then roll back the same way. (The "new" bundle is this run's build again: the drill proves
-    the procedure, not a difference between versions.)"""
+    running files, install the new bundle's, preflight, restart the broker and then the front
+    (two commands), then roll back the same way. (The "new" bundle is this run's build again:
+    the drill proves the procedure, not a difference between versions.)"""
     pb2 = kmsclient.stubs()[0]
     stub, channel = node.kms_stub()
     with channel:
@@ -235,13 +235,13 @@ def test_upgrade_drill_replaces_the_binaries_under_load_and_loses_no_call_beyond
     results = calls.stop()
     failed = [result for result in results if result[1] != "OK"]
     print(f"upgrade drill: {len(results)} calls during two restarts, {len(failed)} failed: {failed}")
-    # Accepted by the documented procedure (docs/operations.md section 4): at most one call per
-    # restart of the pair, UNAVAILABLE (measured: none, or one written as the old front closes
-    # its drained connection, "Stream removed"; rarely one that waited past its deadline).
-    if failed:
-        print(node.container.run(f"journalctl --no-pager -o short-monotonic -u {FRONT} -u {BROKER} | tail -120",
+    # docs/operations.md section 4: the documented procedure loses no call. (Both services in one
+    # `systemctl restart` would: systemd starts the new broker only after the old front stopped,
+    # and a call the old front holds for a broker then fails after 2.9 s, `broker not ready`.)
+    if failed or os.environ.get("KMS_LANE_DRILL_JOURNAL"):
+        print(node.container.run(f"journalctl --no-pager -o short-monotonic -u {FRONT} -u {BROKER} | tail -200",
                                  check=False).stdout)
-    assert len(failed) <= 2 and all(r[1] == "UNAVAILABLE" for r in failed), failed
+    assert not failed, failed
     assert len(results) > 20
     # What was written before the upgrade decrypts after the upgrade and the rollback.
     stub, channel = node.kms_stub()
