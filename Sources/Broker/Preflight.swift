@@ -28,8 +28,29 @@ public struct Preflight {
         PreflightSandbox.check(into: &report)
 
         let loop = try wrapSystem { () throws(SystemError) in try EventLoop() }
-        let vault = try PreflightVault(configuration: configuration, loop: loop)
-        let server = checkServer(vault, into: &report)
+        let addresses = (try? configuration.validated())?.vaultAddresses ?? [configuration.vaultAddress]
+        var servers: [(index: Int, vault: PreflightVault, server: Server)] = []
+        if addresses.count == 1 {
+            let vault = try PreflightVault(configuration: configuration, loop: loop)
+            servers.append((0, vault, checkServer(vault, address: addresses[0], into: &report)))
+        } else {
+            for (index, address) in addresses.enumerated() {
+                let vault = try PreflightVault(configuration: configuration, loop: loop, address: address)
+                servers.append((index, vault, checkAddress(vault, index: index, address: address, into: &report)))
+            }
+        }
+        // The checks below go through the first address that serves, as the broker's calls would.
+        let serving = servers.filter(\.server.reachable)
+        let (vault, server) = serving.first.map { ($0.vault, $0.server) } ?? (servers[0].vault, servers[0].server)
+        if addresses.count > 1 {
+            report.add(
+                PreflightDecisions.addresses(
+                    serving: serving.map(\.index), count: addresses.count,
+                    checkedThrough: serving.first.map { addresses[$0.index] }))
+            if let first = serving.first {
+                _ = checkServer(first.vault, address: addresses[first.index], into: &report, healthLine: false)
+            }
+        }
         guard server.reachable else {
             report.add("approle.login", .fail, "not attempted: Vault is not reachable")
             return report
@@ -55,6 +76,17 @@ public struct Preflight {
         }
         PreflightVaultChecks(vault: vault, token: token.secret, configuration: configuration)
             .run(into: &report, version: server.version)
+        // Every other serving address: its edition with the same (cluster-wide) token, so a list
+        // that mixes products or clusters shows.
+        for other in serving.dropFirst() {
+            let license = other.vault.get("sys/license/status", token: token.secret, namespace: nil)
+            let edition = PreflightDecisions.edition(
+                licenseStatus: license.status, licenseErrors: VaultJSON.errors(in: license.body),
+                version: other.server.version, namespacedToken: other.vault.authNamespace != nil)
+            report.add(
+                "vault.address[\(other.index)].edition", edition.outcome, "\(addresses[other.index]): \(edition.detail)"
+            )
+        }
         let revoked = vault.post("auth/token/revoke-self", token: token.secret, namespace: vault.authNamespace)
         report.add(
             revoked.isSuccess
@@ -114,12 +146,33 @@ public struct Preflight {
         var version: String?
     }
 
-    private func checkServer(_ vault: PreflightVault, into report: inout PreflightReport) -> Server {
-        let address = configuration.vaultAddress
+    /// One of several addresses: `vault.address[i]` (reachability and seal status) alone.
+    private func checkAddress(_ vault: PreflightVault, index: Int, address: String, into report: inout PreflightReport)
+        -> Server
+    {
+        let health = vault.get("sys/health")
+        let result = PreflightDecisions.health(
+            status: health.status, transportError: health.transportError.map(\.description), address: address)
+        report.add("vault.address[\(index)]", result.outcome == .pass ? .pass : .warn, result.detail)
+        return Self.server(health)
+    }
+
+    private static func server(_ health: VaultResponse) -> Server {
+        let reachable = health.transportError == nil && [200, 429, 473].contains(health.status)
+        guard reachable else { return Server(reachable: false, version: nil) }
+        return Server(reachable: true, version: PreflightJSON.decode(PreflightJSON.Health.self, health)?.version)
+    }
+
+    private func checkServer(
+        _ vault: PreflightVault, address: String, into report: inout PreflightReport, healthLine: Bool = true
+    ) -> Server {
         let isHTTPS = address.hasPrefix("https://")
         let health = vault.get("sys/health")
         let transportError = health.transportError.map(\.description)
-        report.add(PreflightDecisions.health(status: health.status, transportError: transportError, address: address))
+        if healthLine {
+            report.add(
+                PreflightDecisions.health(status: health.status, transportError: transportError, address: address))
+        }
         report.add(
             PreflightDecisions.tls(
                 isHTTPS: isHTTPS, skipVerify: configuration.tlsSkipVerify, tlsFailed: health.transportError == .tls,
@@ -127,11 +180,7 @@ public struct Preflight {
         report.add(
             PreflightDecisions.sni(
                 isHTTPS: isHTTPS, host: Self.host(of: address), serverName: configuration.tlsServerName))
-        let reachable = health.transportError == nil && [200, 429, 473].contains(health.status)
-        guard reachable else { return Server(reachable: false, version: nil) }
-
-        let version = PreflightJSON.decode(PreflightJSON.Health.self, health)?.version
-        return Server(reachable: true, version: version)
+        return Self.server(health)
     }
 
     static func host(of address: String) -> String {

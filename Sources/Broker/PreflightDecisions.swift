@@ -193,6 +193,19 @@ enum PreflightDecisions {
         }
     }
 
+    /// Several `--vault-address` entries: which of them serve (`serving`, indexes), and the one
+    /// the checks after this line go through. One serving address is enough for the broker (it
+    /// fails over), but a list with dead entries has lost its redundancy: a warning; none: a failure.
+    static func addresses(serving: [Int], count: Int, checkedThrough: String?) -> PreflightResult {
+        guard let checkedThrough, let first = serving.first else {
+            return PreflightResult("vault.reachable", .fail, "none of the \(count) Vault addresses can serve")
+        }
+        let detail =
+            "\(serving.count) of \(count) addresses serve (index \(serving.map(String.init).joined(separator: ", ")));"
+            + " the checks below go through index \(first), \(checkedThrough)"
+        return PreflightResult("vault.reachable", serving.count == count ? .pass : .warn, detail)
+    }
+
     /// Whether traffic to Vault is encrypted and verified; `reached` is false when the TLS
     /// handshake or certificate verification failed.
     static func tls(isHTTPS: Bool, skipVerify: Bool, tlsFailed: Bool, caFile: String?) -> PreflightResult {

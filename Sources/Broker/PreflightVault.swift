@@ -10,9 +10,11 @@ final class PreflightVault {
     let namespace: String?
     let authNamespace: String?
 
-    init(configuration: BrokerConfiguration, loop: EventLoop) throws(ConfigurationError) {
+    /// `address`: one of several `--vault-address` entries (nil: the first).
+    init(configuration: BrokerConfiguration, loop: EventLoop, address: String? = nil) throws(ConfigurationError) {
         self.loop = loop
-        transport = try CurlMultiTransport(loop: loop, options: .init(configuration))
+        transport = try CurlMultiTransport(
+            loop: loop, options: .init(configuration, baseURL: address ?? configuration.vaultAddress))
         timeoutMillis = configuration.requestTimeoutMillis
         namespace = configuration.vaultNamespace
         authNamespace = configuration.effectiveAuthNamespace

@@ -204,6 +204,18 @@ struct PreflightServerAndFileTests {
             PreflightReport(results: [PreflightResult("a", .fail, ""), PreflightResult("b", .warn, "")]).exitCode == 2)
     }
 
+    @Test("several Vault addresses: all serving passes, some a warning naming them, none a failure")
+    func addressListVerdicts() {
+        let all = PreflightDecisions.addresses(serving: [0, 1], count: 2, checkedThrough: "http://a:8200")
+        #expect(all.outcome == .pass)
+        #expect(all.detail == "2 of 2 addresses serve (index 0, 1); the checks below go through index 0, http://a:8200")
+        let some = PreflightDecisions.addresses(serving: [2], count: 3, checkedThrough: "http://c:8200")
+        #expect(some.outcome == .warn)
+        #expect(some.detail.hasPrefix("1 of 3 addresses serve (index 2); the checks below go through index 2"))
+        let none = PreflightDecisions.addresses(serving: [], count: 3, checkedThrough: nil)
+        #expect(none == PreflightResult("vault.reachable", .fail, "none of the 3 Vault addresses can serve"))
+    }
+
     @Test func durationsPrintAsWholeDaysOrHoursMinutesSeconds() {
         #expect(PreflightDecisions.duration(30 * 86400) == "30d")
         #expect(PreflightDecisions.duration(172_799) == "47h59m59s")

@@ -427,3 +427,44 @@ def test_a_vault_configured_by_the_shipped_setup_script_passes_but_for_backup_an
     assert results["key.rotation"] == ("PASS", "auto_rotate_period 90d")
     assert results["token.ttl"][0] == "PASS"
     assert code == 1
+
+
+def closed_port():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_each_listed_address_is_checked_and_reported_with_its_index(vault, workdir):
+    """Issue 16: `--vault-address <dead>,<live>` (a closed loopback port, then the real server):
+    one line per address naming its index, the dead one a warning, and every later check (login,
+    policy, key, edition) done through the address that serves."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    code, results, output = run_preflight(vault, workdir, address=f"{dead},{vault.address}")
+    assert results["vault.address[0]"][0] == "WARN", output
+    assert results["vault.address[0]"][1].startswith(f"{dead}: connect"), output
+    assert results["vault.address[1]"] == ("PASS", f"{vault.address}: active, unsealed"), output
+    assert results["vault.reachable"] == (
+        "WARN", f"1 of 2 addresses serve (index 1); the checks below go through index 1, {vault.address}"), output
+    for check in ("approle.login", "policy.encrypt", "key.exists", "vault.edition", "token.revoke"):
+        assert results[check][0] == "PASS", (check, output)
+    assert code == 1
+
+
+def test_every_serving_address_reports_its_edition(vault, workdir):
+    """Two spellings of the same live server: both serve, and the second one's edition is read
+    with the same token; a list where none serves fails without a login."""
+    second = vault.address.replace("127.0.0.1", "localhost")
+    code, results, output = run_preflight(vault, workdir, address=f"{vault.address},{second}")
+    assert results["vault.reachable"][0] == "PASS", output
+    assert results["vault.address[0]"][0] == "PASS" and results["vault.address[1]"][0] == "PASS", output
+    expected = "Vault Community" if vaultenv.mode() == "simulator" else "OpenBao"
+    assert results["vault.address[1].edition"][0] == "PASS", output
+    assert results["vault.address[1].edition"][1].startswith(f"{second}: {expected}"), output
+
+    dead = [f"http://127.0.0.1:{closed_port()}" for _ in range(2)]
+    code, results, output = run_preflight(vault, workdir, address=",".join(dead))
+    assert results["vault.reachable"] == ("FAIL", "none of the 2 Vault addresses can serve"), output
+    assert results["approle.login"][0] == "FAIL", output
+    assert code == 2
