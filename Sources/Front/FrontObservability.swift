@@ -208,9 +208,11 @@ final class FrontObservability {
     }
 
     /// `vault_address_index=N of M\n` when the broker has several Vault addresses, else "".
-    func addressLine() -> String {
-        guard let values = lastMetrics?.answer.values, let count = values[.vaultAddressCount], count > 1,
-            let index = values[.vaultAddressIndex]
+    func addressLine() -> String { Self.addressLine(lastMetrics?.answer.values) }
+
+    /// The same from a METRICS answer's values (nil: none yet).
+    static func addressLine(_ values: [BrokerMetricID: UInt64]?) -> String {
+        guard let values, let count = values[.vaultAddressCount], count > 1, let index = values[.vaultAddressIndex]
         else { return "" }
         return "vault_address_index=\(index) of \(count)\n"
     }
