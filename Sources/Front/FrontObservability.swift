@@ -82,11 +82,17 @@ final class FrontObservability {
             }
             if let lastError {
                 unboundPorts.append(name)
+                // Who listens there instead (a squatter, or a predecessor still running): named in
+                // the log, since the squatter is what answers the port's probes.
+                let holders = TCPPortHolder.listeningUIDs(port: port)
                 logger.error(
                     "\(name).bind_failed",
                     metadata: [
                         "address": "\(shown)", "reason": "\(lastError)", "attempts": "\(Self.bindAttempts)",
-                        "consequence": "not served; whatever holds \(shown) answers in the front's name",
+                        "holder_uid":
+                            "\(holders.isEmpty ? "none found" : holders.map(String.init).joined(separator: ","))",
+                        "consequence":
+                            "not served and not retried; \(shown) is not ours: whatever holds it answers in the front's name",
                     ])
             }
         }

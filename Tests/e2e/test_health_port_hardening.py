@@ -6,6 +6,7 @@ before start left the front logging a warning while the squatter answered the pr
 request head must arrive within 2 s, a full server closes its oldest idle connection to make
 room, and a port that cannot be bound (after 3 attempts) is an error in the log and
 `vault_kube_kms_observability_port_bound{port="health"} 0` in /metrics."""
+import os
 import socket
 import time
 import urllib.request
@@ -64,6 +65,8 @@ def test_a_squatted_health_port_is_reported_not_silently_ignored(plugin_factory)
         running = plugin_factory(["--health-port", str(port), "--metrics-port", str(metrics_port)])
         failed = events(running, "health.bind_failed")
         assert failed and failed[0]["level"] == "error" and failed[0]["attempts"] == "3", running.log_text()
+        # The log names who holds the port (this test, the squatter): visible without /livez.
+        assert failed[0]["holder_uid"] == str(os.getuid()), failed[0]
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         assert 'vault_kube_kms_observability_port_bound{port="health"} 0' in text, text
     finally:
