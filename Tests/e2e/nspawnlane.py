@@ -166,7 +166,11 @@ class Container:
                 raise LaneUnavailable(f"systemd-nspawn exited {self.proc.returncode}: {self.console_text()[-3000:]}")
             children = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
             for child in children:
-                if os.readlink(f"/proc/{child}/exe").endswith("/systemd"):
+                try:
+                    exe = os.readlink(f"/proc/{child}/exe")
+                except OSError:  # a short-lived child (nspawn's helpers) already gone
+                    continue
+                if exe.endswith("/systemd"):
                     return int(child)
             time.sleep(0.1)
         raise LaneUnavailable(f"systemd-nspawn started no systemd within {timeout} s: {self.console_text()[-3000:]}")

@@ -252,6 +252,66 @@ def test_upgrade_drill_replaces_the_binaries_under_load_and_loses_no_call(node):
     assert preflight_before == preflight_after and "PASS" in preflight_after[0], (preflight_before, preflight_after)
 
 
+def test_after_the_upgrade_min_decryption_version_guidance_holds_on_the_real_server(node):
+    """docs/operations.md sections 5 and 6 on the upgraded pair: after a rotation, rewrite then
+    raise `min_decryption_version` loses nothing (the rewritten object decrypts), an object not
+    rewritten fails with the documented `FAILED_PRECONDITION unknown key_id`, and lowering it
+    again makes that object readable again. The broker's key probe runs every 1 s here
+    (VAULT_KUBE_KMS_KEY_CHECK_INTERVAL, a drop-in) instead of 30 s, so that adoption takes
+    seconds, not a minute."""
+    pb2 = kmsclient.stubs()[0]
+    node.drop_in(BROKER, "key-check", "[Service]\nEnvironment=VAULT_KUBE_KMS_KEY_CHECK_INTERVAL=1s\n")
+    node.container.run(f"systemctl restart {BROKER}")
+    try:
+        node.wait_serving()
+        stub, channel = node.kms_stub()
+        with channel:
+            seeds = [os.urandom(32) for _ in range(2)]
+            old = [stub.Encrypt(pb2.EncryptRequest(plaintext=seed, uid="mdv"), timeout=3) for seed in seeds]
+            old_key_id = stub.Status(pb2.StatusRequest(), timeout=3).key_id
+            status, _ = node.bao.request("POST", "transit/keys/kube-kek/rotate")
+            assert status in (200, 204), status
+            rotated = time.monotonic()
+            node.wait_for(lambda: stub.Status(pb2.StatusRequest(), timeout=3).key_id != old_key_id, 20,
+                          "the broker did not adopt the rotated version")
+            print(f"rotation adopted after {time.monotonic() - rotated:.1f} s")
+            # Rewrite (what the storage migration does) the first object only.
+            rewritten = stub.Encrypt(pb2.EncryptRequest(
+                plaintext=stub.Decrypt(pb2.DecryptRequest(ciphertext=old[0].ciphertext, key_id=old[0].key_id,
+                                                          uid="mdv"), timeout=3).plaintext, uid="mdv"), timeout=3)
+            assert rewritten.key_id != old[0].key_id
+            _, key = node.bao.request("GET", "transit/keys/kube-kek")
+            latest = key["data"]["latest_version"]
+            status, _ = node.bao.request("POST", "transit/keys/kube-kek/config", {"min_decryption_version": latest})
+            assert status in (200, 204), status
+
+            def refused():
+                try:
+                    stub.Decrypt(pb2.DecryptRequest(ciphertext=old[1].ciphertext, key_id=old[1].key_id, uid="mdv"),
+                                 timeout=3)
+                    return False
+                except grpc.RpcError as error:
+                    assert (error.code(), error.details()) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                               "unknown key_id"), error
+                    return True
+
+            raised = time.monotonic()
+            node.wait_for(refused, 20, "raising min_decryption_version did not retire the old version")
+            print(f"min_decryption_version={latest} refused the old object after {time.monotonic() - raised:.1f} s")
+            assert stub.Decrypt(pb2.DecryptRequest(ciphertext=rewritten.ciphertext, key_id=rewritten.key_id,
+                                                   uid="mdv"), timeout=3).plaintext == seeds[0]
+            # Raised too early: lowering it again loses nothing (nothing was trimmed).
+            status, _ = node.bao.request("POST", "transit/keys/kube-kek/config", {"min_decryption_version": 1})
+            assert status in (200, 204), status
+            node.wait_for(lambda: not refused(), 20, "lowering min_decryption_version did not bring the version back")
+            assert stub.Decrypt(pb2.DecryptRequest(ciphertext=old[1].ciphertext, key_id=old[1].key_id, uid="mdv"),
+                                timeout=3).plaintext == seeds[1]
+    finally:
+        node.remove_drop_in(BROKER, "key-check")
+        node.container.run(f"systemctl restart {BROKER}")
+        node.wait_serving()
+
+
 def test_stop_stops_the_front_before_the_broker_and_the_broker_revokes_its_token(node):
     accessors = node.broker_token_accessors()
     assert accessors, "the running broker holds no token"
