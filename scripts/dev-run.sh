@@ -34,6 +34,7 @@ cleanup() {
   wait "${broker:-}" 2>/dev/null || true
   kill "$vault_pid" 2>/dev/null || true
   wait "$vault_pid" 2>/dev/null || true
+  [ -z "${bindir:-}" ] || rm -rf "$bindir"
 }
 trap cleanup EXIT INT TERM
 for _ in $(seq 200); do
@@ -49,7 +50,14 @@ VAULT_ADDR="$vault_addr" VAULT_TOKEN="$(cat "$state/root-token")" VAULT_CLI="$ba
 
 front_flags=()
 [ "$(id -u)" = 0 ] || front_flags=(--insecure-same-user)
-bindir=$(swift build --show-bin-path)
+# The broker spawns the front (as root: as the unprivileged front user) from the directory it runs
+# from. A clone in a home directory or under `mktemp -d` is 0700, which that user cannot traverse, so
+# both binaries run from a fresh world-traversable 0755 copy of their own, removed on exit (not under
+# $state: VKK_DEV_DIR may itself sit under a 0700 directory).
+built=$(swift build --show-bin-path)
+bindir=$(mktemp -d /var/tmp/vault-kube-kms-dev-bin.XXXXXX)
+chmod 0755 "$bindir"
+for name in vault-kube-kms vault-kube-kms-front; do install -m 0755 "$built/$name" "$bindir/$name"; done
 "$bindir/vault-kube-kms" \
   --listen-address "unix://$state/kms.sock" \
   --vault-address "$vault_addr" --vault-key-path transit/keys/kube-kek --auth-mount approle \

@@ -15,6 +15,8 @@ from test_grpcurl import grpcurl
 
 
 def test_make_run_serves_against_a_real_openbao_and_stops_on_ctrl_c(tmp_path):
+    """Also from a clone in a 0700 directory (CI's fresh clone, a home directory): the front, an
+    unprivileged user when run as root, execs a copy in a world-traversable directory."""
     state = str(tmp_path / "dev")
     env = {**os.environ, "VKK_DEV_DIR": state, "VKK_DEV_HEALTH_PORT": "0", "VKK_DEV_METRICS_PORT": "0"}
     for name in ("VAULT_ADDR", "VAULT_TOKEN", "BAO_ADDR", "BAO_TOKEN"):
@@ -43,6 +45,19 @@ def test_make_run_serves_against_a_real_openbao_and_stops_on_ctrl_c(tmp_path):
         assert key["type"] == "aes256-gcm96" and key["deletion_allowed"] is False
         assert os.stat(os.path.join(state, "root-token")).st_mode & 0o077 == 0
         assert os.stat(os.path.join(state, "openbao.log")).st_mode & 0o077 == 0
+        # The binaries run from a world-traversable copy of their own, so that the front (as root:
+        # another, unprivileged user) can exec its binary even from a clone in a 0700 directory.
+        bindir = re.search(r"probe it with:  (/\S+)/vault-kube-kms probe", text).group(1)
+        path = bindir
+        while path != "/":
+            assert os.stat(path).st_mode & 0o005 == 0o005, f"{path} is not world-traversable"
+            path = os.path.dirname(path)
+        fronts = subprocess.run(["pgrep", "-f", f"^{bindir}/vault-kube-kms-front"], capture_output=True,
+                                text=True).stdout.split()
+        assert len(fronts) == 1, fronts
+        with open(f"/proc/{fronts[0]}/status") as status:
+            front_uid = int(next(line for line in status if line.startswith("Uid:")).split()[1])
+        assert (front_uid != 0) if os.geteuid() == 0 else (front_uid == os.geteuid())
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -53,3 +68,4 @@ def test_make_run_serves_against_a_real_openbao_and_stops_on_ctrl_c(tmp_path):
     done = subprocess.run(["pgrep", "-f", f"-dev-listen-address={found.group(1).split('//')[1]}"],
                           capture_output=True, text=True)
     assert done.stdout.strip() == "", "OpenBao left running"
+    assert not os.path.exists(bindir), "the binaries' copy was left behind"
