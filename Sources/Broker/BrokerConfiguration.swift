@@ -92,7 +92,8 @@ public struct BrokerConfiguration: Sendable {
     }
 
     /// Checks every field and returns a normalised copy (address without trailing `/`, empty
-    /// namespaces as nil). Messages name the flag's meaning and never contain a secret.
+    /// namespaces as nil). Messages name the flag's meaning and never contain a secret. Idempotent:
+    /// validating the returned copy again returns it unchanged (warnings included).
     public func validated() throws(ConfigurationError) -> BrokerConfiguration {
         var copy = self
         // Validating a validated copy again keeps its list (its `vaultAddress` is the first only).
@@ -118,8 +119,13 @@ public struct BrokerConfiguration: Sendable {
         }
         copy.vaultProxy = try Self.validateProxy(vaultProxy)
         let usesTLSOptions = copy.caFile != nil || copy.tlsServerName != nil || copy.tlsClientCertFile != nil
-        if usesTLSOptions || tlsSkipVerify, copy.vaultAddresses.allSatisfy({ $0.hasPrefix("http://") }) {
-            copy.warnings.append("TLS options are set but the Vault address is http://: they have no effect")
+        // `main` validates and the broker validates the result again: a warning found here is added
+        // once, so that validating a validated copy changes nothing (each is logged once at start).
+        let plainHTTPWarning = "TLS options are set but the Vault address is http://: they have no effect"
+        if usesTLSOptions || tlsSkipVerify, copy.vaultAddresses.allSatisfy({ $0.hasPrefix("http://") }),
+            !copy.warnings.contains(plainHTTPWarning)
+        {
+            copy.warnings.append(plainHTTPWarning)
         }
         for (name, value) in [
             ("connect timeout", connectTimeoutMillis), ("request timeout", requestTimeoutMillis),

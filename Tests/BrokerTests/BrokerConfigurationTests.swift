@@ -64,6 +64,20 @@ struct BrokerConfigurationTests {
         }
     }
 
+    @Test func validatingTwiceKeepsEachWarningOnce() throws {
+        // main validates, then BrokerService validates the result again (twice on the spawn path):
+        // the plain-http warning must still be there exactly once, next to a parsing warning.
+        var configuration = BrokerConfiguration(
+            vaultAddress: "http://127.0.0.1:8200", vaultKeyPath: "transit/keys/kek", roleID: "role",
+            secretIDPath: "/etc/kms/secret-id", caFile: "/etc/kms/ca.pem")
+        configuration.warnings = ["--old-flag is deprecated"]
+        let once = try configuration.validated()
+        let thrice = try once.validated().validated()
+        let plain = "TLS options are set but the Vault address is http://: they have no effect"
+        #expect(once.warnings == ["--old-flag is deprecated", plain])
+        #expect(thrice.warnings == once.warnings)
+    }
+
     @Test func validationNormalisesAndChecksTheRest() throws {
         let configuration = BrokerConfiguration(
             vaultAddress: "https://vault.example:8200/", vaultKeyPath: "transit/keys/kek", roleID: "role",
