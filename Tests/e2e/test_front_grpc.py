@@ -55,7 +55,10 @@ class Front:
         self.dir = tempfile.mkdtemp(prefix="kmsfront-", dir="/tmp")
         self.socket_path = os.path.join(self.dir, "kms.sock")
         self.address = "unix://" + self.socket_path
-        settings, pass_fds, close_after = {"log-level": "debug", **(extra or {})}, [], []
+        # No health/metrics listeners unless a test asks: the defaults 8081/9090 collide with
+        # parallel runs and a developer's `make run`.
+        settings = {"log-level": "debug", "health-port": "0", "metrics-port": "0", **(extra or {})}
+        pass_fds, close_after = [], []
         if listen == "fd":
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.listener.bind(self.socket_path)
@@ -296,8 +299,13 @@ def test_every_topology_and_the_environment_configure_the_front(make_front, api,
 
 
 def test_startup_with_a_broker_fd_that_is_not_a_seqpacket_socket_fails_cleanly(tmp_path):
+    """A pipe as --broker-fd: the front refuses it at start, naming the flag, and creates no socket.
+    The socket sits in a private 0700 directory so that the socket-directory rule (which refuses a
+    socket directly in a shared /tmp) passes and the broker-fd check is the one that answers."""
     read_end, write_end = os.pipe()
-    socket_path = "/tmp/kmsfront-bad-%d.sock" % os.getpid()
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    socket_path = str(private / "kms.sock")
     try:
         result = subprocess.run([front_binary(), "--broker-fd", str(read_end), "--listen-address", "unix://" + socket_path],
                                 pass_fds=(read_end,), capture_output=True, timeout=10)
@@ -310,10 +318,10 @@ def test_startup_with_a_broker_fd_that_is_not_a_seqpacket_socket_fails_cleanly(t
     assert not os.path.exists(socket_path)
 
 
-def test_missing_flags_are_a_usage_error():
+def test_missing_flags_are_a_usage_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_KUBE_KMS_")}
-    result = subprocess.run([front_binary(), "--listen-address", "unix:///tmp/x.sock"], capture_output=True, env=env,
-                            timeout=10)
+    result = subprocess.run([front_binary(), "--listen-address", "unix://%s/x.sock" % tmp_path], capture_output=True,
+                            env=env, timeout=10)
     assert result.returncode == 64
     assert b"--broker-fd" in result.stderr
 
