@@ -37,6 +37,23 @@ def installed_bin_dir():
     return _installed
 
 
+def without_default_ports(args, env=None):
+    """`--health-port 0 --metrics-port 0` for each of the two that `args` (or `env`, as
+    VAULT_KUBE_KMS_*_PORT) does not set: a test that does not need the front's health and metrics
+    listeners must not take the defaults 8081/9090, which parallel runs and a developer's `make run`
+    use too (a second bind fails with "Address already in use")."""
+    extra = []
+    for name in ("health-port", "metrics-port"):
+        flag = "--" + name
+        variable = "VAULT_KUBE_KMS_" + name.upper().replace("-", "_")
+        spellings = (flag, flag[1:])  # the Go-style single dash is accepted too
+        if any(arg in spellings or arg.startswith(tuple(f + "=" for f in spellings)) for arg in args) \
+                or variable in (env or {}):
+            continue
+        extra += [flag, "0"]
+    return extra
+
+
 class Plugin:
     def __init__(self, vault, workdir, extra_args=(), env=None, wait_ready=True, socket_name="kms.sock",
                  command_prefix=(), secret_id_path=None):
@@ -56,6 +73,7 @@ class Plugin:
             "--log-level", "debug",
             *extra_args,
         ]
+        self.args += without_default_ports(self.args, env)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(list(command_prefix) + self.args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env)

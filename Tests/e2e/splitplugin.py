@@ -11,7 +11,7 @@ import tempfile
 import time
 
 import kmsclient
-from plugin import as_user, installed_bin_dir, json_events, read_log, wait_for_ok_status
+from plugin import as_user, installed_bin_dir, json_events, read_log, wait_for_ok_status, without_default_ports
 
 NOBODY = 65534
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
@@ -110,6 +110,7 @@ class SplitPlugin:
     def front_command(self):
         front = [os.path.join(self.bin, "vault-kube-kms-front"), "--broker-address", f"unix://{self.broker_socket}",
                  "--log-level", "debug", *self.front_args]
+        front += without_default_ports(front, self.front_env)
         if self.mode == "custom":  # the listen flags are in front_args
             return front
         if self.mode == "socket":

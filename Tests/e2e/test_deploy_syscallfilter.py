@@ -79,7 +79,7 @@ def run(vault, workdir, whole=None, front=None):
     command += [os.path.join(real, "vault-kube-kms"), "--listen-address", f"unix://{socket}",
                 "--vault-address", vault.address, "--vault-key-path", vault.key_path,
                 "--auth-mount", vault.auth_mount, "--approle-role-id", vault.role_id,
-                "--approle-secret-id-path", vault.secret_id_path]
+                "--approle-secret-id-path", vault.secret_id_path, "--health-port", "0", "--metrics-port", "0"]
     if front:
         # The front runs as another user: the wrapper and its profile sit in a 0755 directory.
         shared = tempfile.mkdtemp(prefix="vkk-filter-")

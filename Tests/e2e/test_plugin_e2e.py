@@ -224,7 +224,8 @@ def run_broker_once(vault, socket_path):
     return subprocess.run(
         [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{socket_path}",
          "--vault-address", vault.address, "--vault-key-path", vault.key_path, "--auth-mount", vault.auth_mount,
-         "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path],
+         "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path,
+         "--health-port", "0", "--metrics-port", "0"],
         capture_output=True, text=True, timeout=20)
 
 
