@@ -80,6 +80,12 @@ public enum FrontPrivilegePlan: Equatable, Sendable {
             }
             return .oneUID(brokerEUID)
         }
+        // Not root, no other front user asked for, no --insecure-same-user: the broker could not
+        // separate uids anyway, so it takes the one-uid topology (sandbox required) rather than
+        // stopping (docs/security-model.md, "One uid": OpenShift's non-root sidecars pass no flag).
+        if automaticOneUID(user: user, brokerEUID: brokerEUID, insecureSameUser: insecureSameUser) {
+            return .oneUID(brokerEUID)
+        }
         let user = user ?? FrontUser(uid: 65534, gid: 65534, name: "nobody")
         if brokerEUID == 0 {
             guard user.uid != 0 else { throw ConfigurationError("refusing to run the front as root; set --front-user") }
@@ -94,12 +100,15 @@ public enum FrontPrivilegePlan: Equatable, Sendable {
             throw ConfigurationError(
                 "the broker runs as uid \(brokerEUID) without the privilege to start the front as \(user); "
                     + "start it as root (it drops to the front user), use the split topology, "
-                    + "or pass --one-uid (the front runs at the broker's uid inside its sandbox)")
-        }
-        guard insecureSameUser else {
-            throw ConfigurationError(
-                "the front would run under the broker's own uid \(brokerEUID); refusing without --insecure-same-user")
+                    + "or drop --front-user (the front then runs at the broker's uid inside its sandbox, the one-uid topology)"
+            )
         }
         return .sameUserInsecure
+    }
+
+    /// Whether `decide` picks the one-uid topology without `--one-uid`: a non-root broker with no
+    /// `--front-user` (or its own uid) and no `--insecure-same-user`.
+    public static func automaticOneUID(user: FrontUser?, brokerEUID: uid_t, insecureSameUser: Bool) -> Bool {
+        brokerEUID != 0 && !insecureSameUser && (user == nil || user?.uid == brokerEUID)
     }
 }

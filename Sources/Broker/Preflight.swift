@@ -105,7 +105,7 @@ public struct Preflight {
         do {
             let secret = try SecretIDFile.load(path: path)
             var info = stat()
-            guard lstat(path, &info) == 0 else {
+            guard stat(path, &info) == 0 else {  // the file a Secret volume's links lead to
                 report.add("secret_id.file", .fail, "cannot inspect \(path)")
                 return nil
             }

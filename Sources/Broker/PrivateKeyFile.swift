@@ -5,11 +5,17 @@ import KMSRuntime
 #endif
 
 /// `--tls-client-key` gets the owner and mode rules of the secret-ID file: a regular file (the
-/// path may be a symlink, as Kubernetes Secret volumes make them; the file it names is checked),
+/// path may be a symlink inside its directory, as Kubernetes Secret volumes make them,
+/// `ConfinedSymlink`; the file it leads to is checked),
 /// owned by the broker's effective uid, with no group or other permission bits. Checked at start;
 /// messages name the path, never the content.
 enum PrivateKeyFile {
     static func check(path: String) throws(ConfigurationError) {
+        if case .outside(let final) = ConfinedSymlink.resolve(path) {
+            throw ConfigurationError(
+                "TLS client key \(path) is a symbolic link leading out of its directory (to \(final)); "
+                    + "point --tls-client-key at the file itself")
+        }
         var info = stat()
         guard stat(path, &info) == 0 else {
             if errno == ENOENT { throw ConfigurationError("TLS client key \(path) does not exist") }

@@ -30,7 +30,8 @@ public enum SecretIDFile {
     /// the read bounded.
     public static let maxBytes = 4096
 
-    /// Reads and checks the file: a regular file (not a symlink), owned by the broker's effective
+    /// Reads and checks the file: a regular file (a symlink only as `ConfinedSymlink` allows, the
+    /// file it leads to is checked), owned by the broker's effective
     /// uid, no group or other permission bits, 1 to `maxBytes` bytes after removing one trailing
     /// newline, no whitespace or control characters.
     public static func load(path: String) throws(SecretIDFileError) -> SecretBytes {
@@ -41,19 +42,38 @@ public enum SecretIDFile {
     static func loadFingerprinted(path: String) throws(SecretIDFileError) -> (
         secret: SecretBytes, fingerprint: SecretIDFingerprint
     ) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            let code = errno
+        // A Kubernetes Secret volume's links (`secret-id -> ..data/secret-id`) are followed while
+        // they stay inside the path's directory; the checks below apply to the file they reach.
+        let file: String
+        switch ConfinedSymlink.resolve(path) {
+        case .direct: file = path
+        case .inside(let final): file = final
+        case .outside(let final): throw SecretIDFileError(.symbolicLink, symlinkMessage(path, final))
+        case .failed(let code):
             if code == ENOENT { throw SecretIDFileError(.missing, "secret-ID file \(path) does not exist") }
+            throw SecretIDFileError(
+                .unreadable, "cannot inspect secret-ID file \(path): \(SystemError("lstat", errno: code))")
+        }
+        var info = stat()
+        guard lstat(file, &info) == 0 else {
+            let code = errno
+            if code == ENOENT {
+                throw SecretIDFileError(
+                    .unreadable, "secret-ID file \(path) changed while it was being opened; try again")
+            }
             throw SecretIDFileError(
                 .unreadable, "cannot inspect secret-ID file \(path): \(SystemError("lstat", errno: code))")
         }
         try check(info, path: path)
 
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else {
             let code = errno
-            if code == ELOOP { throw SecretIDFileError(.symbolicLink, symlinkMessage(path)) }
+            if code == ELOOP || code == ENOENT {
+                // Replaced by a link, or a kubelet swap removed the old `..<timestamp>` directory.
+                throw SecretIDFileError(
+                    .unreadable, "secret-ID file \(path) changed while it was being opened; try again")
+            }
             throw SecretIDFileError(
                 .unreadable, "cannot open secret-ID file \(path): \(SystemError("open", errno: code))")
         }
@@ -100,7 +120,9 @@ public enum SecretIDFile {
 
     private static func check(_ info: stat, path: String) throws(SecretIDFileError) {
         let type = info.st_mode & S_IFMT
-        if type == S_IFLNK { throw SecretIDFileError(.symbolicLink, symlinkMessage(path)) }
+        if type == S_IFLNK {
+            throw SecretIDFileError(.unreadable, "secret-ID file \(path) changed while it was being opened; try again")
+        }
         guard type == S_IFREG else {
             let kind = type == S_IFDIR ? "a directory" : "not a regular file"
             throw SecretIDFileError(.notRegularFile, "secret-ID file \(path) is \(kind)")
@@ -125,8 +147,9 @@ public enum SecretIDFile {
             .tooLarge, "secret-ID file \(path) is larger than \(maxBytes) bytes; it should hold only the secret ID")
     }
 
-    private static func symlinkMessage(_ path: String) -> String {
-        "secret-ID file \(path) is a symbolic link; point the secret-ID path at the file itself"
+    private static func symlinkMessage(_ path: String, _ final: String) -> String {
+        "secret-ID file \(path) is a symbolic link leading out of its directory (to \(final)); "
+            + "point the secret-ID path at the file itself (links inside its directory, as in a Secret volume, are followed)"
     }
 
     private static func octal(_ mode: mode_t) -> String {

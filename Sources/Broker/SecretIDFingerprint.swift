@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// What `lstat` says about the secret-ID file: a new inode, size, owner, mode, mtime or ctime
+/// What `stat` says about the secret-ID file (the file its links lead to): a new inode, size, owner, mode, mtime or ctime
 /// means the file was replaced or written (any write moves ctime, which no user can set back), so
 /// a login refused with the old content may succeed now. Never the content itself.
 struct SecretIDFingerprint: Equatable {
@@ -31,7 +31,9 @@ struct SecretIDFingerprint: Equatable {
     /// The file at `path` now (a missing or uninspectable path is one value of its own).
     static func current(path: String) -> SecretIDFingerprint {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return SecretIDFingerprint(missing: ()) }
+        // stat, not lstat: behind a Secret volume's links, the kubelet's `..data` swap changes
+        // the file reached (its inode), not the link named by the path.
+        guard stat(path, &info) == 0 else { return SecretIDFingerprint(missing: ()) }
         return SecretIDFingerprint(info)
     }
 

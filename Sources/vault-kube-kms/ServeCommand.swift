@@ -98,15 +98,21 @@ struct ServeCommand: ParsableCommand {
         let clientArguments = try clientPeerArguments(address)
         let mode = try SocketOptions.parseMode(resolve(socketMode, "socket-mode") ?? "0660")
         let group = try resolve(socketGroup, "socket-group").map(SocketOptions.resolveGroup)
-        let userSpec = resolve(frontUser, "front-user") ?? (oneUid ? nil : "nobody")
-        let user = try userSpec.map { spec throws(ConfigurationError) in try FrontUser.resolve(spec) }
+        let user = try resolve(frontUser, "front-user").map { spec throws(ConfigurationError) in
+            try FrontUser.resolve(spec)
+        }
         let plan = try FrontPrivilegePlan.decide(
             user: user, brokerEUID: geteuid(), insecureSameUser: insecureSameUser, oneUID: oneUid)
         if plan == .sameUserInsecure {
             logger.warning("front.same_user", metadata: ["reason": "--insecure-same-user: no privilege separation"])
         }
-        let sandbox = try OneUIDTopology.frontSandbox(plan: plan, requested: resolve(frontSandbox, "front-sandbox"))
-        if case .oneUID = plan { try OneUIDTopology.checkKernel() }
+        let automatic = !oneUid && plan == .oneUID(geteuid())
+        let sandbox = try OneUIDTopology.frontSandbox(
+            plan: plan, requested: resolve(frontSandbox, "front-sandbox"), automatic: automatic)
+        if case .oneUID = plan {
+            try OneUIDTopology.checkKernel(automatic: automatic)
+            OneUIDTopology.logSelected(automatic: automatic, uid: geteuid(), logger: logger)
+        }
 
         StartupEnvironment.scrub(logger: logger)
         let loop = try wrap { () throws(SystemError) in try EventLoop() }

@@ -61,11 +61,24 @@ struct OneUIDPlanTests {
         }
     }
 
+    /// Issue 14 item 3: OpenShift's non-root sidecar passes no --one-uid and no --front-user.
+    @Test func aNonRootBrokerWithoutFrontUserTakesTheOneUIDTopologyByItself() throws {
+        #expect(try FrontPrivilegePlan.decide(user: nil, brokerEUID: 1000, insecureSameUser: false) == .oneUID(1000))
+        let same = FrontUser(uid: 1000, gid: 1000, name: "me")
+        #expect(try FrontPrivilegePlan.decide(user: same, brokerEUID: 1000, insecureSameUser: false) == .oneUID(1000))
+        #expect(FrontPrivilegePlan.automaticOneUID(user: nil, brokerEUID: 1000, insecureSameUser: false))
+        // Root keeps its default front user; --insecure-same-user keeps its meaning.
+        #expect(try FrontPrivilegePlan.decide(user: nil, brokerEUID: 0, insecureSameUser: false) == .switchUser(nobody))
+        #expect(!FrontPrivilegePlan.automaticOneUID(user: nil, brokerEUID: 0, insecureSameUser: false))
+        #expect(try FrontPrivilegePlan.decide(user: nil, brokerEUID: 1000, insecureSameUser: true) == .sameUserInsecure)
+        #expect(!FrontPrivilegePlan.automaticOneUID(user: same, brokerEUID: 1000, insecureSameUser: true))
+    }
+
     @Test func withoutOneUIDANonRootBrokerIsStillRefusedAndPointedToIt() throws {
         #expect {
             try FrontPrivilegePlan.decide(user: nobody, brokerEUID: 1000, insecureSameUser: false)
         } throws: { error in
-            (error as? ConfigurationError)?.description.contains("pass --one-uid") == true
+            (error as? ConfigurationError)?.description.contains("drop --front-user") == true
         }
         #expect(
             try FrontPrivilegePlan.decide(user: nobody, brokerEUID: 0, insecureSameUser: false) == .switchUser(nobody))

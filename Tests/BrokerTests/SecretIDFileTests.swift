@@ -47,12 +47,13 @@ struct SecretIDFileTests {
         #expect(error?.description.contains("is a directory") == true)
     }
 
-    @Test func aSymlinkIsRefusedEvenToAGoodFile() {
+    @Test func aSymlinkOutOfItsDirectoryIsRefusedEvenToAGoodFile() {
         let target = directory.write("target", secret, mode: 0o400)
-        symlink(target, "\(directory.path)/link")
-        let error = refusal("\(directory.path)/link")
+        mkdir("\(directory.path)/sub", 0o700)
+        symlink(target, "\(directory.path)/sub/link")
+        let error = refusal("\(directory.path)/sub/link")
         #expect(error?.code == .symbolicLink)
-        #expect(error?.description.contains("symbolic link") == true)
+        #expect(error?.description.contains("symbolic link leading out of its directory") == true)
     }
 
     @Test func anEmptyFileIsRefused() {
