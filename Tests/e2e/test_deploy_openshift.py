@@ -14,6 +14,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -68,9 +69,12 @@ def sidecar_args(spec, vault, secret_path):
     return container, args
 
 
-def pod_script(medium, kubelet_dir, secret_source, secret_path, uid, command):
+def pod_script(medium, kubelet_dir, secret_source, secret_path, uid, command, secret_volume_mode=None):
     """Shell run in the private mount namespace: the Pod's /var/run, its emptyDir, its secret,
-    then the container's process as its user."""
+    then the container's process as its user. With `secret_volume_mode` the secret is laid out
+    as the kubelet's atomic writer lays out a Secret volume with that `defaultMode`: a root-owned
+    `..<timestamp>/` directory holding the file, `..data -> ..<timestamp>`, and
+    `<name> -> ..data/<name>`."""
     lines = [
         "set -e",
         "mount -t tmpfs -o mode=0755 tmpfs /run",  # this namespace's /var/run only
@@ -83,12 +87,22 @@ def pod_script(medium, kubelet_dir, secret_source, secret_path, uid, command):
     else:  # the kubelet's directory, bind-mounted into the container
         lines.append(f"mount --bind {kubelet_dir} /run/kmsplugin")
     secret_dir = os.path.dirname(secret_path)
-    lines += [
-        f"mkdir -p -m 0700 {secret_dir}",
-        f"cp {secret_source} {secret_path}",
-        f"chmod 0400 {secret_path}",
-        f"chown {uid}:{uid} {secret_path} {secret_dir}",
-    ]
+    if secret_volume_mode is None:
+        lines += [
+            f"mkdir -p -m 0700 {secret_dir}",
+            f"cp {secret_source} {secret_path}",
+            f"chmod 0400 {secret_path}",
+            f"chown {uid}:{uid} {secret_path} {secret_dir}",
+        ]
+    else:
+        name, stamp = os.path.basename(secret_path), "..2026_12_04_20_00_00.000000001"
+        lines += [
+            f"mkdir -p -m 0755 {secret_dir}/{stamp}",
+            f"cp {secret_source} {secret_dir}/{stamp}/{name}",
+            f"chmod {secret_volume_mode:04o} {secret_dir}/{stamp}/{name}",
+            f"ln -s {stamp} {secret_dir}/..data",
+            f"ln -s ..data/{name} {secret_path}",
+        ]
     prefix = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
               f"--bounding-set=-all,{'+' + CRIO_CAPS.replace(',', ',+')}"]
     if uid != 0:
@@ -108,7 +122,8 @@ def kubelet_empty_dir(workdir):
 
 
 class Sidecar:
-    def __init__(self, vault, workdir, shape, medium, uid, extra_args=(), env=None):
+    def __init__(self, vault, workdir, shape, medium, uid, extra_args=(), env=None, secret_volume_mode=None,
+                 secret_source=None):
         spec = shapes()[shape]["spec"]
         secret_path = [a for a in spec["initContainers"][0]["args"]
                        if a.startswith("-approle-secret-id-path=")][0].split("=", 1)[1]
@@ -119,8 +134,9 @@ class Sidecar:
         binary = os.path.join(plugin.installed_bin_dir(), "vault-kube-kms")
         uid = uid if uid is not None else container.get("securityContext", {}).get("runAsUser", NON_ROOT_UID)
         self.uid = uid
-        script = pod_script(medium, kubelet_empty_dir(workdir), vault.secret_id_path, secret_path, uid,
-                            [binary, *args, *extra_args])
+        self.secret_path = secret_path
+        script = pod_script(medium, kubelet_empty_dir(workdir), secret_source or vault.secret_id_path, secret_path,
+                            uid, [binary, *args, *extra_args], secret_volume_mode)
         self.health_port = free_port()
         environment = {"PATH": os.environ["PATH"], **image_env(), "VAULT_KUBE_KMS_AUTH_MOUNT": vault.auth_mount,
                        "VAULT_KUBE_KMS_HEALTH_PORT": str(self.health_port), **(env or {})}
@@ -190,19 +206,93 @@ def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_e
         sidecar.stop()
 
 
-def test_the_non_root_sidecar_serves_in_an_empty_dir(vault, workdir):
-    """An aggregated apiserver's shape: the SCC's uid, the same emptyDir (root's, 0777). One uid
-    cannot start the front as another user, so this shape needs the one-uid topology's flag (or,
-    before it exists in the build, the development flag)."""
-    serve_help = subprocess.run([os.path.join(plugin.installed_bin_dir(), "vault-kube-kms"), "serve", "--help"],
-                                capture_output=True, text=True, timeout=30).stdout
-    extra = ["--one-uid"] if "--one-uid" in serve_help else ["--insecure-same-user"]
-    sidecar = Sidecar(vault, workdir, shape=1, medium="disk", uid=NON_ROOT_UID, extra_args=extra)
+def test_the_non_root_sidecar_serves_in_an_empty_dir_with_the_operators_arguments_only(vault, workdir):
+    """An aggregated apiserver's shape: the SCC's uid, the same emptyDir (root's, 0777), and the
+    operator's argument list with nothing added. A non-root broker with no --front-user takes the
+    one-uid topology by itself: the front runs at the same uid inside its required sandbox
+    (seccomp mode 2 on the running front, sandbox.applied), and the start says so
+    (topology.selected, reason "not root")."""
+    sidecar = Sidecar(vault, workdir, shape=1, medium="disk", uid=NON_ROOT_UID)
     try:
+        assert not [a for a in sidecar.args if "one-uid" in a or "insecure" in a or "front-user" in a]
         sidecar.wait_ok()
         round_trip(sidecar.socket)
-        assert events(sidecar.text(), "socket_directory.pod_volume")
+        text = sidecar.text()
+        assert events(text, "socket_directory.pod_volume")
         assert os.stat(sidecar.socket).st_uid == NON_ROOT_UID
+        selected = events(text, "topology.selected")
+        assert selected and selected[0]["topology"] == "one-uid" and selected[0]["reason"].startswith("not root"), text
+        assert selected[0]["level"] in ("warning", "WARNING", "warn"), selected
+        started = events(text, "front.started")
+        assert started and "one-uid" in started[0]["user"], text
+        front = int(started[0]["pid"])
+        status = plugin.proc_status(front)
+        assert status["Uid"].split()[0] == str(NON_ROOT_UID) and status["PPid"] == str(sidecar.proc.pid)
+        assert status["Seccomp"] == "2", status
+        applied = events(text, "sandbox.applied")
+        assert applied, text
+    finally:
+        sidecar.stop()
+
+
+def kubelet_swap(root, secret_dir, name, content, stamp):
+    """The kubelet's atomic-writer update seen from outside the Pod (`root` is /proc/<pid>/root):
+    a new `..<timestamp>` directory, `..data` renamed onto it, the old directory removed."""
+    directory = root + secret_dir
+    old = os.readlink(os.path.join(directory, "..data"))
+    os.mkdir(os.path.join(directory, stamp), 0o755)
+    with open(os.path.join(directory, stamp, name), "w") as handle:
+        handle.write(content)
+    os.chmod(os.path.join(directory, stamp, name), 0o400)
+    os.symlink(stamp, os.path.join(directory, "..data_tmp"))
+    os.rename(os.path.join(directory, "..data_tmp"), os.path.join(directory, "..data"))
+    shutil.rmtree(os.path.join(directory, old))
+
+
+def test_a_secret_volume_with_default_mode_0400_serves_and_a_kubelet_swap_is_picked_up(vault, workdir):
+    """The secret ID from a Kubernetes Secret volume as the kubelet lays it out (links through
+    `..data`, root-owned, `defaultMode: 0400`), with the static Pod's arguments as uid 0. The file
+    starts with a secret ID OpenBao does not know: the login is refused; the kubelet-style swap of
+    `..data` to the real one is seen as a changed file (broker.login.secret_id_changed) and the
+    sidecar serves."""
+    unknown = os.path.join(workdir, "unknown-secret-id")
+    with open(unknown, "w") as handle:
+        handle.write(str(uuid.uuid4()))
+    sidecar = Sidecar(vault, workdir, shape=0, medium="disk", uid=None, secret_volume_mode=0o400,
+                      secret_source=unknown)
+    try:
+        root = f"/proc/{sidecar.proc.pid}/root"
+        deadline = time.time() + 20
+        while not events(sidecar.text(), "broker.login.failed") and time.time() < deadline:
+            assert sidecar.proc.poll() is None, sidecar.text()
+            time.sleep(0.1)
+        assert events(sidecar.text(), "broker.login.failed"), sidecar.text()
+        # The Pod's path seen from outside (/var/run resolved here, as for the socket).
+        secret_path = sidecar.secret_path.replace("/var/run", os.path.realpath("/var/run"), 1)
+        assert os.path.islink(root + secret_path) and os.readlink(root + secret_path).startswith("..data/")
+        with open(vault.secret_id_path) as handle:
+            good = handle.read()
+        swapped_at = time.time()
+        kubelet_swap(root, os.path.dirname(secret_path), os.path.basename(secret_path), good,
+                     "..2026_12_04_20_05_00.000000002")
+        sidecar.wait_ok()
+        round_trip(sidecar.socket)
+        text = sidecar.text()
+        assert events(text, "broker.login.secret_id_changed"), text
+        assert events(text, "broker.login.ok"), text
+        assert time.time() - swapped_at < 15
+    finally:
+        sidecar.stop()
+
+
+def test_a_secret_volume_without_default_mode_0400_is_refused_at_start(vault, workdir):
+    """Kubernetes' default `defaultMode` (0644) leaves the secret ID readable by every uid in the
+    container: the broker stops at start, naming the mode and the fix."""
+    sidecar = Sidecar(vault, workdir, shape=0, medium="disk", uid=None, secret_volume_mode=0o644)
+    try:
+        assert sidecar.proc.wait(30) != 0
+        text = sidecar.text()
+        assert "is accessible by group or others (mode 0644); chmod 0400" in text, text
     finally:
         sidecar.stop()
 

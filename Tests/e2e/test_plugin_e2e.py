@@ -259,14 +259,22 @@ def test_dead_socket_left_by_a_crash_is_replaced(vault, workdir):
         running.stop()
 
 
-def test_unprivileged_broker_refuses_to_share_its_uid_with_the_front(vault, workdir):
+def test_an_unprivileged_broker_never_shares_its_uid_with_an_unsandboxed_front(vault, workdir):
+    """Its own uid as --front-user (no --insecure-same-user): the one-uid topology, sandbox
+    required, logged as topology.selected; another uid it cannot switch to: refused. Neither
+    start runs the front unsandboxed at the broker's uid (front.same_user)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to start the broker as another user")
-    result = subprocess.run(
-        as_user(65534, 65534) + [os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{workdir}/x.sock",
-         "--vault-address", vault.address, "--vault-key-path", vault.key_path,
-         "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path,
-         "--front-user", "nobody"],
-        capture_output=True, text=True, timeout=20)
-    assert result.returncode != 0
-    assert "insecure-same-user" in result.stderr
+    base = as_user(65534, 65534) + [
+        os.path.join(installed_bin_dir(), "vault-kube-kms"), "--listen-address", f"unix://{workdir}/x.sock",
+        "--vault-address", vault.address, "--vault-key-path", vault.key_path,
+        "--approle-role-id", vault.role_id, "--approle-secret-id-path", vault.secret_id_path]
+    own = subprocess.run(base + ["--front-user", "nobody"], capture_output=True, text=True, timeout=20)
+    # The secret-ID file is root's, so the start stops after the topology was chosen.
+    assert own.returncode != 0
+    assert '"topology.selected"' in own.stderr and '"one-uid"' in own.stderr, own.stderr
+    assert "front.same_user" not in own.stderr
+    other = subprocess.run(base + ["--front-user", "65533"], capture_output=True, text=True, timeout=20)
+    assert other.returncode != 0
+    assert "without the privilege to start the front" in other.stderr and "drop --front-user" in other.stderr
+    assert "topology.selected" not in other.stderr
