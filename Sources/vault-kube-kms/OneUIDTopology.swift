@@ -23,7 +23,10 @@ enum OneUIDTopology {
         if case .oneUID = plan {
             if requested == "best-effort" {
                 throw ConfigurationError(
-                    "\(name(automatic)) needs --front-sandbox required (or off, for debugging only)")
+                    automatic
+                        ? "the one-uid topology (chosen because the broker is not root) needs --front-sandbox required "
+                            + "(or off, for debugging only)"
+                        : "--one-uid needs --front-sandbox required (or off, for debugging only)")
             }
             return requested ?? "required"
         }
@@ -36,22 +39,24 @@ enum OneUIDTopology {
     /// names the way out a non-root user would otherwise reach for, `--insecure-same-user`.
     static func checkKernel(automatic: Bool = false) throws(ConfigurationError) {
         let abi = kms_landlock_abi()
-        let escape = automatic ? ", or --insecure-same-user (development only: no separation at all)" : ""
         guard abi >= 6 else {
             let offered = abi < 0 ? "no Landlock" : "Landlock ABI \(abi)"
+            let kernel = KernelRelease.current
             throw ConfigurationError(
-                "\(name(automatic)) needs Landlock ABI 6 or newer; this kernel (\(KernelRelease.current)) offers "
-                    + "\(offered): use two uids (start the broker as root, or the split topology)\(escape)")
+                automatic
+                    ? "the one-uid topology (chosen because the broker is not root) needs Landlock ABI 6 or newer; "
+                        + "this kernel (\(kernel)) offers \(offered): use two uids (start the broker as root, or the "
+                        + "split topology), or --insecure-same-user (development only: no separation at all)"
+                    : "--one-uid needs Landlock ABI 6 or newer; this kernel (\(kernel)) offers \(offered): "
+                        + "use two uids (start the broker as root, or the split topology)")
         }
         guard kms_seccomp_supported() == 1 else {
             throw ConfigurationError(
-                "\(name(automatic)) needs the front's seccomp filter, which this architecture lacks\(escape)")
+                automatic
+                    ? "the one-uid topology (chosen because the broker is not root) needs the front's seccomp filter, "
+                        + "which this architecture lacks; use two uids, or --insecure-same-user (development only)"
+                    : "--one-uid needs the front's seccomp filter, which this architecture lacks")
         }
-    }
-
-    /// How refusals name the topology: the flag, or why it was chosen without one.
-    private static func name(_ automatic: Bool) -> String {
-        automatic ? "the one-uid topology (chosen because the broker is not root)" : "--one-uid"
     }
 
     /// `topology.selected` at start: loud (warning) when chosen without `--one-uid`, so an operator
