@@ -167,13 +167,24 @@ def test_a_secret_id_file_readable_by_others_fails(vault, workdir):
     assert code == 2
 
 
-def test_a_secret_id_symlink_fails(vault, workdir):
-    link = os.path.join(workdir, "secret-link")
+def test_a_secret_id_symlink_out_of_its_directory_fails(vault, workdir):
+    os.mkdir(os.path.join(workdir, "elsewhere"), 0o700)
+    link = os.path.join(workdir, "elsewhere", "secret-link")
     os.symlink(vault.secret_id_path, link)
     code, results, _ = run_preflight(vault, workdir, secret_path=link)
     assert results["secret_id.file"][0] == "FAIL"
-    assert "symbolic link" in results["secret_id.file"][1]
+    assert "symbolic link leading out of its directory" in results["secret_id.file"][1]
     assert code == 2
+
+
+def test_a_secret_id_symlink_inside_its_directory_is_followed_and_the_file_it_reaches_is_checked(vault, workdir):
+    """As in a Kubernetes Secret volume (`secret-id -> ..data/secret-id`): the mode reported is
+    the final file's (0400), not the link's."""
+    link = os.path.join(vault.secret_dir, "linked-secret-id")
+    os.symlink("secret-id", link)
+    _, results, _ = run_preflight(vault, workdir, secret_path=link)
+    assert results["secret_id.file"][0] == "PASS", results["secret_id.file"]
+    assert "mode 0400" in results["secret_id.file"][1]
 
 
 def test_an_owner_writable_secret_id_file_warns(vault, workdir):
