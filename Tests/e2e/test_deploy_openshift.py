@@ -252,9 +252,10 @@ def kubelet_swap(root, secret_dir, name, content, stamp):
 def test_a_secret_volume_with_default_mode_0400_serves_and_a_kubelet_swap_is_picked_up(vault, workdir):
     """The secret ID from a Kubernetes Secret volume as the kubelet lays it out (links through
     `..data`, root-owned, `defaultMode: 0400`), with the static Pod's arguments as uid 0. The file
-    starts with a secret ID OpenBao does not know: the login is refused; the kubelet-style swap of
-    `..data` to the real one is seen as a changed file (broker.login.secret_id_changed) and the
-    sidecar serves."""
+    starts with a secret ID OpenBao does not know: the login is refused and waits on the 30 s
+    credential back-off, with no false "changed" verdict while nothing changes; the kubelet-style
+    swap of `..data` to the real one is seen as a changed file (broker.login.secret_id_changed)
+    and the sidecar serves well inside the back-off."""
     unknown = os.path.join(workdir, "unknown-secret-id")
     with open(unknown, "w") as handle:
         handle.write(str(uuid.uuid4()))
@@ -267,6 +268,11 @@ def test_a_secret_volume_with_default_mode_0400_serves_and_a_kubelet_swap_is_pic
             assert sidecar.proc.poll() is None, sidecar.text()
             time.sleep(0.1)
         assert events(sidecar.text(), "broker.login.failed"), sidecar.text()
+        # Unchanged links and file are not a change: no "changed" verdict over four watch ticks,
+        # and the refused credential waits for its 30 s back-off (one attempt only).
+        time.sleep(2)
+        assert not events(sidecar.text(), "broker.login.secret_id_changed"), sidecar.text()
+        assert len(events(sidecar.text(), "broker.login.failed")) == 1, sidecar.text()
         # The Pod's path seen from outside (/var/run resolved here, as for the socket).
         secret_path = sidecar.secret_path.replace("/var/run", os.path.realpath("/var/run"), 1)
         assert os.path.islink(root + secret_path) and os.readlink(root + secret_path).startswith("..data/")
