@@ -17,7 +17,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "KMS socket kube-apiserver connects to (unix:///path or unix:///@abstract).")
     var listenAddress: String?
     @OptionGroup var vault: VaultOptions
-    @Option(help: "User (name or uid) the front runs as (default nobody).")
+    @Option(help: "User (name or uid) the front runs as (default nobody; as a non-root uid, the broker's own).")
     var frontUser: String?
     @Option(help: "Path of vault-kube-kms-front (default: next to this executable).")
     var frontExecutable: String?
@@ -30,7 +30,8 @@ struct ServeCommand: ParsableCommand {
     @Flag(
         help: """
             One-uid topology (a non-root container, a plain user): run the front at the broker's own uid, \
-            separated by the kernel (the front's Landlock and seccomp sandbox is required).
+            separated by the kernel (the front's Landlock and seccomp sandbox is required). \
+            Chosen without this flag when the broker runs as a non-root uid with no --front-user.
             """)
     var oneUid = false
     @Option(help: "The front's --sandbox: best-effort|required|off (default best-effort; required with --one-uid).")
