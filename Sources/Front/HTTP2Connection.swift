@@ -46,6 +46,9 @@ final class HTTP2Connection {
     /// Reads per readiness event before yielding to other connections (level-triggered epoll
     /// calls again).
     static let readsPerEvent = 4
+    /// Between the shutdown notice and the final GOAWAY: far longer than a local client needs to
+    /// read the notice, short enough not to matter in a drain bounded by seconds.
+    static let shutdownNoticeMillis: Int64 = 200
 
     let id: UInt64
     let fd: Int32
@@ -66,6 +69,7 @@ final class HTTP2Connection {
     private var goingAway = false
     private var lastActivity = EventLoop.nowMillis()
     private var timer: EventLoop.TimerID?
+    private var noticeTimer: EventLoop.TimerID?
 
     /// Creates the session, queues the server preface (SETTINGS) and starts watching `fd`.
     /// `readBuffer` is scratch space shared by all connections of the single-threaded server.
@@ -156,11 +160,25 @@ final class HTTP2Connection {
         flushSoon()
     }
 
-    /// Sends GOAWAY naming the last stream this connection will process; open calls finish,
-    /// then the connection closes itself.
+    /// Graceful GOAWAY in two steps (RFC 9113 section 6.8): first a shutdown notice (GOAWAY
+    /// naming stream 2^31-1), so a call the client writes before it has read the notice is still
+    /// served; after `shutdownNoticeMillis` the final GOAWAY names the last stream this
+    /// connection will process. Open calls finish, then the connection closes itself. A single
+    /// GOAWAY closed an idle connection at once, and a call written in that instant failed
+    /// ("Stream removed", seen in the systemd upgrade drill).
     func goAway() {
         guard let session, !goingAway else { return }
         goingAway = true
+        guard nghttp2_submit_shutdown_notice(session) == 0 else { return finalGoAway() }
+        flushSoon()
+        noticeTimer = loop.schedule(afterMillis: Self.shutdownNoticeMillis) { [weak self] in
+            self?.finalGoAway()
+        }
+    }
+
+    private func finalGoAway() {
+        noticeTimer = nil
+        guard let session, !closed else { return }
         _ = nghttp2_submit_goaway(
             session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
             NGHTTP2_NO_ERROR.rawValue, nil, 0)
@@ -271,6 +289,7 @@ final class HTTP2Connection {
         }
         closed = true
         if let timer { loop.cancel(timer) }
+        if let noticeTimer { loop.cancel(noticeTimer) }
         loop.unregister(fd: fd)
         Glibc.close(fd)
         let open = streams

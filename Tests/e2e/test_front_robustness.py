@@ -170,3 +170,63 @@ def test_an_idle_connection_gets_goaway_after_the_idle_timeout(front, api):
     assert goaway_at is not None, "no GOAWAY"
     assert IDLE_TIMEOUT_SECONDS - 2 <= goaway_at <= IDLE_TIMEOUT_SECONDS + 10
     assert front.stub(api).Status(pb2.StatusRequest(), timeout=5).healthz == "ok"
+
+
+def test_a_call_written_as_the_drain_begins_is_served_not_dropped(make_front, api):
+    """SIGTERM drains the front in two steps: a shutdown notice (GOAWAY naming stream 2^31-1),
+    then, 200 ms later (HTTP2Connection.shutdownNoticeMillis), the final GOAWAY naming the last
+    stream it processed. A call the client writes after the notice left the front (as a client
+    that has not read it yet does) is answered on the same connection. With one GOAWAY the idle
+    connection was closed at once and such a call was lost ("Stream removed", the residual loss of
+    the systemd upgrade drill)."""
+    import signal
+
+    import hpack
+    from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame
+
+    pb2, _ = api
+    front = make_front()
+    assert front.stub(api).Status(pb2.StatusRequest(), timeout=5).healthz == "ok"
+    sock, conn = h2_client(front.socket_path)
+    sock.sendall(conn.data_to_send())
+    settled = False
+    while not settled:  # the server's SETTINGS, acknowledged
+        for event in conn.receive_data(sock.recv(65536)):
+            settled = settled or isinstance(event, h2.events.RemoteSettingsChanged)
+        sock.sendall(conn.data_to_send())
+    # The call is encoded now; it is written only once the notice has arrived.
+    conn.send_headers(1, request_headers("Status"))
+    conn.send_data(1, grpc_frame(b""), end_stream=True)
+    call_bytes = conn.data_to_send()
+
+    def frames(deadline):
+        buffer = b""
+        while time.monotonic() < deadline:
+            while len(buffer) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(buffer[:9]))
+                if len(buffer) < 9 + length:
+                    break
+                frame.parse_body(memoryview(buffer[9:9 + length]))
+                buffer = buffer[9 + length:]
+                yield frame
+            data = sock.recv(65536)
+            if not data:
+                return
+            buffer += data
+
+    front.proc.send_signal(signal.SIGTERM)
+    received = frames(time.monotonic() + 10)
+    notice = next(frame for frame in received if isinstance(frame, GoAwayFrame))
+    assert notice.last_stream_id == 2**31 - 1 and notice.error_code == 0
+    sock.sendall(call_bytes)
+    decoder, headers, final = hpack.Decoder(), {}, None
+    for frame in received:
+        if isinstance(frame, HeadersFrame):
+            headers.update(dict(decoder.decode(frame.data)))
+        if isinstance(frame, GoAwayFrame):
+            final = frame
+            break
+    sock.close()
+    assert headers.get(":status") == "200" and headers.get("grpc-status") == "0", headers
+    assert final is not None and final.last_stream_id == 1 and final.error_code == 0
+    assert front.wait(10) == 0
