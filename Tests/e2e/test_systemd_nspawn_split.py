@@ -235,17 +235,16 @@ def test_upgrade_drill_replaces_the_binaries_under_load_and_loses_no_call(node):
     results = calls.stop()
     failed = [result for result in results if result[1] != "OK"]
     print(f"upgrade drill: {len(results)} calls during two restarts, {len(failed)} failed: {failed}")
-    # docs/operations.md section 4: the documented procedure loses no call to the broker restart
-    # (both services in one `systemctl restart` would: systemd starts the new broker only after
-    # the old front stopped, and a call the old front holds for a broker fails after 2.9 s,
-    # `broker not ready`). Allowed, and nothing else: one call per front restart written in the
-    # instant the old front closes its idle connection after GOAWAY (grpcio: "Stream removed";
-    # seen in the one-command form, not yet in this procedure's runs; see the docs).
+    # docs/operations.md section 4: the documented procedure loses no call. Not to the broker
+    # restart (both services in one `systemctl restart` would: systemd starts the new broker only
+    # after the old front stopped, and a call the old front holds for a broker fails after 2.9 s,
+    # `broker not ready`), and not to the front restart: the old front's GOAWAY comes in two steps
+    # (a shutdown notice, then the final GOAWAY 200 ms later), so a call written as it drains is
+    # still served (test_front_robustness.py::test_a_call_written_as_the_drain_begins_is_served_not_dropped).
     if failed or os.environ.get("KMS_LANE_DRILL_JOURNAL"):
         print(node.container.run(f"journalctl --no-pager -o short-monotonic -u {FRONT} -u {BROKER} | tail -200",
                                  check=False).stdout)
-    assert len(failed) <= 2 and all(r[1] == "UNAVAILABLE" and r[2].startswith("Stream removed")
-                                    for r in failed), failed
+    assert failed == []
     assert len(results) > 20
     # What was written before the upgrade decrypts after the upgrade and the rollback.
     stub, channel = node.kms_stub()
