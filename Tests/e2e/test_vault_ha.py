@@ -63,9 +63,18 @@ def metrics(port):
         return answer.read().decode()
 
 
-def login(cluster, node):
-    status, answer, _ = http(node.address, "POST", "auth/approle/login",
-                             {"role_id": cluster.role_id, "secret_id": cluster.secret_id})
+def login(cluster, node, settle_seconds=15):
+    """AppRole login at `node`. Right after the role and secret ID were written on the active
+    node, a standby can answer 400 "invalid role or secret ID" until raft has replicated them to
+    it (seen once in a full suite run): 400 is retried for at most `settle_seconds`, anything
+    else fails at once."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        status, answer, _ = http(node.address, "POST", "auth/approle/login",
+                                 {"role_id": cluster.role_id, "secret_id": cluster.secret_id})
+        if status != 400 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert status == 200, (status, answer)
     return answer["auth"]["client_token"]
 
