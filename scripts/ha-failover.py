@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Failover under load, measured: starts a three-node OpenBao raft cluster on free loopback ports,
-configures it with deploy/vault/setup.sh, and runs every fault of Tests/e2e/hafailover.py with the
+configures it with deploy/vault/setup.sh, and runs every fault of Tests/e2e/kmstest/hafailover.py with the
 plugin given three addresses and one, at concurrency 8. Prints the table of docs/operations.md.
 
     swift build && python3 scripts/ha-failover.py [--cases kill,stop,restart,partition] [--hold 12]
@@ -13,8 +13,8 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "e2e"))
 
-import baocluster  # noqa: E402
-import hafailover  # noqa: E402
+from kmstest import baocluster  # noqa: E402
+from kmstest import hafailover  # noqa: E402
 
 
 def main():

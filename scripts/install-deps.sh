@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(libnghttp2-dev libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-config)
 # deploy tests: systemd-analyze (systemd), strace and python3-seccomp (seccomp profile), nft, promtool
-# (promtool also checks the live /metrics page in Tests/e2e/test_metrics_health.py)
+# (promtool also checks the live /metrics page in Tests/e2e/kms/test_metrics_health.py)
 apt_packages+=(systemd strace python3-seccomp nftables prometheus)
 # evidence tests: valgrind and objcopy (the front under memcheck), setpriv (privilege checks)
 apt_packages+=(valgrind binutils util-linux)
-# the real-systemd lane (Tests/e2e/test_systemd_nspawn_*.py): a Debian root booted with systemd-nspawn
+# the real-systemd lane (Tests/e2e/deploy/test_systemd_nspawn_*.py): a Debian root booted with systemd-nspawn
 apt_packages+=(debootstrap systemd-container)
 # --bench: also the load client of the benchmark (h2load), which `make test` does not need.
 [ "${1:-}" != --bench ] || apt_packages+=(nghttp2-client binutils)
@@ -39,7 +39,7 @@ fi
 python3 - <<'PY'
 import os, stat, subprocess, sys
 sys.path.insert(0, "Tests/e2e")
-import openbao
+from kmstest import openbao
 for path in (openbao.bao_binary(), openbao.grpcurl_binary()):
     done = subprocess.run([path, "--version" if path.endswith("bao") else "-version"], capture_output=True, text=True)
     if done.returncode != 0:

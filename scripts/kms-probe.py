@@ -9,7 +9,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "e2e"))
 import grpc  # noqa: E402
 
-import kmsclient  # noqa: E402
+from kmstest import kmsclient  # noqa: E402
 
 
 def main(path):

@@ -16,8 +16,8 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "e2e"))
 
-import baocluster  # noqa: E402
-import coldstart  # noqa: E402
+from kmstest import baocluster  # noqa: E402
+from kmstest import coldstart  # noqa: E402
 
 
 def main():

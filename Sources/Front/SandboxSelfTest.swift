@@ -11,7 +11,7 @@
     /// the benchmarks and every package use, compiles none of this): with
     /// `VAULT_KUBE_KMS_SANDBOX_SELF_TEST` set, the front attempts the operations its sandbox must
     /// deny, right after each layer is applied, and logs one `sandbox.self_test` line per attempt.
-    /// Tests/e2e/test_front_sandbox.py sets the variable through a `--front-executable` wrapper
+    /// Tests/e2e/privsep/test_front_sandbox.py sets the variable through a `--front-executable` wrapper
     /// (spawn) or the front's environment (split). No client can reach it: it reads only the
     /// front's own environment, once, before the event loop runs. The value is `key=value`
     /// pairs separated by commas:

@@ -5,7 +5,7 @@ import Testing
 @testable import Front
 
 /// The bounds of waiting for a starting broker (GRPCServer+BrokerWait.swift) and its metrics.
-/// The waits themselves run against the real front in Tests/e2e/test_front_broker_wait.py.
+/// The waits themselves run against the real front in Tests/e2e/kms/test_front_broker_wait.py.
 struct BrokerWaitTests {
     @Test func retryDelaysDoubleFromTheFirstUpToTheCap() {
         #expect(BrokerWaitQueue.retryDelay(after: 0) == BrokerWaitQueue.firstRetryMillis)

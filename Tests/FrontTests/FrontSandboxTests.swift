@@ -6,7 +6,7 @@ import Testing
 
 /// What the front's sandbox must leave open for each configuration, how `--sandbox` parses, and
 /// what `/metrics` shows of it. The sandbox itself is applied to a real process only (applying
-/// it here would confine the test runner): Tests/e2e/test_front_sandbox.py.
+/// it here would confine the test runner): Tests/e2e/privsep/test_front_sandbox.py.
 struct FrontSandboxTests {
     private func configuration(
         brokerFD: String? = "3", brokerAddress: String? = nil, listenAddress: String? = nil,

@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "e2e"))
 
-import vaultenv  # noqa: E402
+from kmstest import vaultenv  # noqa: E402
 
 BINARIES = ("vault-kube-kms", "vault-kube-kms-front")
 

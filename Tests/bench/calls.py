@@ -11,7 +11,7 @@ from benchenv import ROOT
 import loadgen
 
 sys.path.insert(0, os.path.join(ROOT, "Tests", "e2e"))
-import kmsclient  # noqa: E402
+from kmstest import kmsclient  # noqa: E402
 
 SERVICE = "http://localhost/v2.KeyManagementService/"
 SEED = bytes(range(32))  # a 32-byte DEK seed, as kube-apiserver sends

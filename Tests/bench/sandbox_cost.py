@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 
 import benchenv  # noqa: E402
 import procstat  # noqa: E402
-import kmsclient  # noqa: E402  (Tests/e2e, on the path through benchenv)
+from kmstest import kmsclient  # noqa: E402  (Tests/e2e, on the path through benchenv)
 
 
 def one_run(vault, bin_dir, workdir, sandbox, calls):

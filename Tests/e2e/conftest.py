@@ -1,12 +1,9 @@
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import vaultenv  # noqa: E402
-from plugin import Plugin  # noqa: E402
+from kmstest import vaultenv
+from kmstest.plugin import Plugin
 
 
 def pytest_configure(config):

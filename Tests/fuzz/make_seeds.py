@@ -1,12 +1,12 @@
 """Writes the committed seed corpora (Tests/fuzz/<target>/corpus): a few valid inputs per target,
-built with the independent Python codec of Tests/e2e/brokerproto.py and grpcio's protobuf."""
+built with the independent Python codec of Tests/e2e/kmstest/brokerproto.py and grpcio's protobuf."""
 import os
 import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-import brokerproto as bp  # noqa: E402
+from kmstest import brokerproto as bp  # noqa: E402
 
 
 def field(data):

@@ -3,7 +3,7 @@
 # scratch path (measured on the 2-core CI machine: ASan build ~170 s + run ~8 s, TSan build ~110 s +
 # run ~8 s). Leak detection is off for the unit run: LeakSanitizer reports only "indirect" leaks,
 # reference cycles between test fakes, event loops dropped with timers pending and XCTest's own
-# runner objects, never a direct leak; the soak test (Tests/e2e/test_soak.py) checks the running
+# runner objects, never a direct leak; the soak test (Tests/e2e/faults/test_soak.py) checks the running
 # processes for growth instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

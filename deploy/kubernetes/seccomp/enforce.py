@@ -6,8 +6,8 @@ exec'd; every system call not allowed fails with the profile's errno.
     /usr/bin/python3 enforce.py vault-kube-kms.json [--drop SYSCALL]... -- COMMAND [ARGS]...
 
 `--drop` removes a syscall from the allow list (to show that the filter is enforced). Names that
-are no system call on this architecture are skipped. Used by Tests/e2e/test_deploy_seccomp.py
-(the shipped profile) and Tests/e2e/test_deploy_syscallfilter.py (the units' SystemCallFilter=).
+are no system call on this architecture are skipped. Used by Tests/e2e/deploy/test_deploy_seccomp.py
+(the shipped profile) and Tests/e2e/deploy/test_deploy_syscallfilter.py (the units' SystemCallFilter=).
 """
 import errno
 import json

@@ -1,0 +1,60 @@
+"""Helpers shared by the test_broker_* suites: Status polling and simulator statistics."""
+import os
+import time
+
+import grpc
+import requests
+
+from . import kmsclient
+
+
+def api():
+    return kmsclient.stubs()[0]
+
+
+def healthz(plugin):
+    try:
+        return plugin.client().Status(api().StatusRequest(), timeout=2).healthz
+    except grpc.RpcError as error:
+        return f"rpc error {error.code()}"
+
+
+def wait_healthz(plugin, predicate, timeout=20):
+    """Polls Status until `predicate(healthz)` holds; returns the last healthz."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        if plugin.proc.poll() is not None:
+            raise RuntimeError(f"broker exited with {plugin.proc.returncode}:\n{plugin.log_text()}")
+        if os.path.exists(plugin.socket):
+            last = healthz(plugin)
+            if predicate(last):
+                return last
+        time.sleep(0.1)
+    raise AssertionError(f"healthz never matched (last: {last!r}):\n{plugin.log_text()[-4000:]}")
+
+
+def sim_stats(address, verify=True):
+    return requests.get(f"{address}/_sim/stats", verify=verify, timeout=5).json()
+
+
+def sim_reset_stats(address, verify=True):
+    requests.post(f"{address}/_sim/stats/reset", verify=verify, timeout=5).raise_for_status()
+
+
+def sim_advance_clock(address, seconds, verify=True):
+    requests.post(f"{address}/_sim/clock", json={"advance": seconds}, verify=verify, timeout=5).raise_for_status()
+
+
+def events(plugin, message):
+    return [e for e in plugin.log_events() if e.get("event") == message]
+
+
+def round_trip(plugin, plaintext=None):
+    plaintext = plaintext or os.urandom(32)
+    client = plugin.client()
+    encrypted = client.Encrypt(api().EncryptRequest(plaintext=plaintext, uid="e2e"), timeout=5)
+    decrypted = client.Decrypt(
+        api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id=encrypted.key_id, uid="e2e"), timeout=5)
+    assert decrypted.plaintext == plaintext
+    return encrypted
