@@ -1,8 +1,9 @@
 // swift-tools-version: 6.2
 // vault-kube-kms: a Kubernetes KMS v2 plugin backed by Vault Transit, split into an
 // unprivileged gRPC front and a credential broker. The privilege boundary is visible here:
-// Front never depends on Broker, CCurl or COpenSSL; Broker never depends on Front, CNGHTTP2
-// or KMSv2API. Tests/BrokerTests/BoundaryTests.swift checks this file and the binaries.
+// Front never depends on Broker, VaultClient, Preflight, CCurl or COpenSSL; Broker, VaultClient
+// and Preflight never depend on Front, CNGHTTP2 or KMSv2API. Tests/e2e/test_boundary.py checks
+// the sources' imports and what the binaries link.
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -48,12 +49,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // The broker's Vault client: libcurl transport, Vault requests and answers, JSON, error
+        // classification, AppRole login, Transit, the token lifecycle.
+        .target(
+            name: "VaultClient",
+            dependencies: [
+                "KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // The broker: protocol server, key cache and probes, dispatcher, front supervisor.
         .target(
             name: "Broker",
             dependencies: [
-                "KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn", "CSandbox",
+                "KMSCore", "KMSRuntime", "VaultClient", "COpenSSL", "CSpawn", "CSandbox",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict),
+        // `vault-kube-kms preflight`: checks of the host, the files and Vault before serving.
+        .target(
+            name: "Preflight",
+            dependencies: ["KMSCore", "KMSRuntime", "VaultClient", "CSandbox"],
             swiftSettings: strict),
         // `vault-kube-kms probe`: a KMS v2 client on libcurl (HTTP/2 prior knowledge over the Unix
         // socket) with a hand-written protobuf codec, so the broker binary links neither the gRPC
@@ -62,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "vault-kube-kms",
             dependencies: [
-                "Broker", "KMSCore", "KMSRuntime", "CSpawn", "CSandbox", "KMSProbe",
+                "Broker", "VaultClient", "Preflight", "KMSCore", "KMSRuntime", "CSpawn", "CSandbox", "KMSProbe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -81,12 +97,22 @@ let package = Package(
             name: "KMSRuntimeTests", dependencies: ["KMSRuntime", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(name: "FrontTests", dependencies: ["Front", "KMSv2API"], swiftSettings: strict),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker"], swiftSettings: strict),
+        // Helpers the broker-side test targets share (temporary directories, log capture, loop runs).
+        .target(
+            name: "KMSTestSupport", dependencies: ["KMSRuntime", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/KMSTestSupport", swiftSettings: strict),
+        .testTarget(
+            name: "VaultClientTests", dependencies: ["VaultClient", "KMSRuntime", "KMSTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BrokerTests", dependencies: ["Broker", "VaultClient", "KMSTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "PreflightTests", dependencies: ["Preflight", "Broker", "VaultClient"], swiftSettings: strict),
         .testTarget(name: "KMSProbeTests", dependencies: ["KMSProbe", "KMSv2API"], swiftSettings: strict),
         // The two command lines as parsed by the binaries themselves (Go-style spellings, HashiCorp's flags).
         .testTarget(
             name: "CLITests",
-            dependencies: ["vault-kube-kms", "vault-kube-kms-front", "Broker", "Front", "KMSRuntime"],
+            dependencies: ["vault-kube-kms", "vault-kube-kms-front", "Broker", "VaultClient", "Front", "KMSRuntime"],
             swiftSettings: strict),
     ]
 )

@@ -1,6 +1,7 @@
 import KMSCore
 import KMSRuntime
 import Logging
+import VaultClient
 
 /// The handlers named in `DispatchTable`. Each checks the meaning of a request whose shape the
 /// table has already checked, answers with a code, and never forwards Vault's text.

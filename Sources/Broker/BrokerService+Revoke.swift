@@ -1,5 +1,6 @@
 import KMSRuntime
 import Logging
+import VaultClient
 
 /// Token revocation at shutdown: a broker that stops for good leaves no live token behind in
 /// Vault (`POST /v1/auth/token/revoke-self`). Best effort and bounded: a failure is logged,

@@ -1,6 +1,7 @@
 import KMSCore
 import KMSRuntime
 import Logging
+import VaultClient
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import KMSCore
 import KMSRuntime
+import VaultClient
 
 /// Vault calls of one kind since start. Bounded: one entry per `VaultOperation`.
 public struct VaultOperationStatistics: Equatable, Sendable {

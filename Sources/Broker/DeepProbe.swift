@@ -1,6 +1,7 @@
 import KMSCore
 import KMSRuntime
 import Logging
+import VaultClient
 
 /// Every `--deep-check-interval` (default 5 min): encrypts 32 random bytes with the active
 /// version and decrypts them again, proving the whole path (policy, key, Vault's crypto), not

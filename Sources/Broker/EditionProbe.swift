@@ -1,5 +1,6 @@
 import KMSRuntime
 import Logging
+import VaultClient
 
 /// Reads `sys/license/status` once after the first login and logs the edition: 200 is Vault
 /// Enterprise, 404 `enterprise-only feature` Community Edition, 404 `unsupported path` OpenBao,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Broker
 import KMSRuntime
 import Logging
+import VaultClient
 
 #if canImport(Glibc)
     import Glibc

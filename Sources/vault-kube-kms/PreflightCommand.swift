@@ -1,6 +1,8 @@
 import ArgumentParser
 import Broker
 import KMSRuntime
+import Preflight
+import VaultClient
 
 /// `vault-kube-kms preflight`: checks the node's files, Vault, the AppRole token, its policy and
 /// the key with the broker's own flags, then prints `PASS|WARN|FAIL  <check>  <detail>` per line.

@@ -3,6 +3,7 @@ import Broker
 import CSpawn
 import KMSRuntime
 import Logging
+import VaultClient
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Broker
 import KMSRuntime
+import VaultClient
 
 /// The Vault connection and AppRole flags, shared by every subcommand that talks to Vault
 /// (serve, broker, preflight). Each flag falls back to `VAULT_KUBE_KMS_<FLAG>`.

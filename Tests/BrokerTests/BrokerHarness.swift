@@ -1,8 +1,10 @@
 import KMSCore
 import KMSRuntime
+import KMSTestSupport
 import Logging
 
 @testable import Broker
+@testable import VaultClient
 
 #if canImport(Glibc)
     import Glibc

@@ -3,6 +3,7 @@ import KMSRuntime
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// The METRICS answer over a real seqpacket pair: what the broker tracks reaches the front.
 @Suite(.serialized)

@@ -1,8 +1,10 @@
 import KMSCore
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// The meaning checks and Vault interplay behind HELLO, STATUS, ENCRYPT and DECRYPT.
 @Suite(.serialized)

@@ -1,7 +1,9 @@
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// Shutdown ends with `auth/token/revoke-self` (BrokerService+Revoke.swift).
 struct BrokerRevokeTests {

@@ -1,8 +1,10 @@
 import KMSCore
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// What `BrokerService.statistics` exports, the deep probe and the edition detection.
 struct BrokerStatisticsTests {

@@ -3,6 +3,7 @@ import KMSRuntime
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// `--accept-foreign-key-ids`: Decrypt of data another plugin wrote (its key_id is not of our
 /// scheme). Off by default; on, only `vault:vN:` of a known version, and our own key_id check

@@ -1,7 +1,9 @@
 import KMSCore
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// One test per rule of the broker's deny-by-default dispatcher, driven over a real seqpacket
 /// pair: each violation logs exactly one `broker.reject` line and closes that connection.

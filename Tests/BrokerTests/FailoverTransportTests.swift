@@ -1,7 +1,9 @@
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// One node of a scripted cluster: every address forwards to the same `FakeVault` (tokens and
 /// keys are cluster-wide) unless the test makes it down, sealed, a redirecting standby, hung,

@@ -2,6 +2,7 @@ import FoundationEssentials
 import KMSRuntime
 
 @testable import Broker
+@testable import VaultClient
 
 /// A scripted in-memory Vault behind the `VaultTransport` protocol. It implements just enough of
 /// AppRole and Transit (aes256-gcm96 shaped) for the broker's flows, completes every request

@@ -2,6 +2,7 @@ import KMSRuntime
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// Issue 13 finding 7: a front user in group root is refused like uid 0.
 struct FrontUserGroupTests {

@@ -2,6 +2,7 @@ import KMSCore
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// Rotation damping and rollback refusal (DESIGN section 6), on the pure cache.
 struct KeyCacheRotationTests {

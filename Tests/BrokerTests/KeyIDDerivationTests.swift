@@ -2,6 +2,7 @@ import KMSCore
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 struct KeyIDDerivationTests {
     let base = KeyScope(namespace: "", mount: "transit", keyName: "kek", version: 1, creationTime: 1_700_000_000)

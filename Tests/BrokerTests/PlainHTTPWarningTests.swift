@@ -1,7 +1,9 @@
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// Issue 13 finding 7: a plain http:// Vault address warns at start and at every health change,
 /// like --tls-skip-verify.

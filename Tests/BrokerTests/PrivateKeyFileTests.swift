@@ -1,7 +1,9 @@
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 #if canImport(Glibc)
     import Glibc

@@ -1,7 +1,9 @@
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// Issue 16: "one failover per call at most, never a retry storm". One KMS call (an Encrypt
 /// through `TransitClient`, as the broker sends it) costs at most two Vault requests: with one

@@ -1,8 +1,10 @@
 import KMSCore
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// Issue 13 finding 1: a secret ID Vault refuses is retried on the designed back-off (never in a
 /// burst, never faster while a token is still held), and a changed secret-ID file is tried at

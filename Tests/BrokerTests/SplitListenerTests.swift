@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 struct SplitListenerTests {
     @Test func aConfiguredUidMustMatchThePeer() {

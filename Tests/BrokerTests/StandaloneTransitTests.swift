@@ -1,8 +1,10 @@
 import KMSCore
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 /// `TransitClient` used on its own (as `preflight` does) with a `StaticTokenSource`.
 struct StandaloneTransitTests {

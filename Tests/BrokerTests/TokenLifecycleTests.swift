@@ -1,8 +1,10 @@
 import KMSCore
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
 @testable import Broker
+@testable import VaultClient
 
 struct TokenLifecycleTests {
     @Test func aShortTokenIsRenewedAcrossSeveralTTLsWithoutLoggingInAgain() throws {

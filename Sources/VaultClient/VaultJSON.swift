@@ -3,7 +3,7 @@ import KMSRuntime
 
 /// The few non-secret fields of Vault's JSON answers the broker reads (secret fields: `SecretJSONField`). Everything else in a body is ignored;
 /// a body is never logged.
-enum VaultJSON {
+package enum VaultJSON {
     /// `auth/<mount>/login` and `auth/token/renew-self`: the non-secret fields only. The token
     /// (`auth.client_token`) is read by `SecretJSONField` straight into `SecretBytes`.
     struct AuthResponse: Decodable {
@@ -28,10 +28,10 @@ enum VaultJSON {
         var data: KeyData
     }
 
-    struct CreationTime: Decodable {
-        var seconds: Int64?
+    package struct CreationTime: Decodable {
+        package var seconds: Int64?
 
-        init(from decoder: any Decoder) throws {
+        package init(from decoder: any Decoder) throws {
             let container = try decoder.singleValueContainer()
             if let integer = try? container.decode(Int64.self) {
                 seconds = integer
@@ -60,7 +60,7 @@ enum VaultJSON {
     }
 
     /// Decodes `body` without copying it into an unwiped buffer.
-    static func decode<T: Decodable>(_ type: T.Type, from body: WipedBuffer) -> T? {
+    package static func decode<T: Decodable>(_ type: T.Type, from body: WipedBuffer) -> T? {
         body.withUnsafeBytes { raw -> T? in
             guard let base = raw.baseAddress, raw.count > 0 else { return nil }
             let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: raw.count, deallocator: .none)
@@ -69,7 +69,7 @@ enum VaultJSON {
     }
 
     /// The `errors` array of an error answer, or empty.
-    static func errors(in body: WipedBuffer) -> [String] {
+    package static func errors(in body: WipedBuffer) -> [String] {
         decode(ErrorResponse.self, from: body)?.errors ?? []
     }
 }
@@ -143,7 +143,7 @@ struct JSONBodyBuilder {
 }
 
 /// Standard base64 with padding (RFC 4648 section 4), written straight into a wiped buffer.
-enum Base64 {
+package enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     static func encode(_ bytes: [UInt8], into buffer: WipedBuffer) {
@@ -169,7 +169,7 @@ enum Base64 {
     }
 
     /// True when every byte is in the standard alphabet or is `=` padding at the end.
-    static func isStandardBase64(_ bytes: ArraySlice<UInt8>) -> Bool {
+    package static func isStandardBase64(_ bytes: ArraySlice<UInt8>) -> Bool {
         guard !bytes.isEmpty, bytes.count % 4 == 0 else { return false }
         var sawPadding = false
         for byte in bytes {

@@ -17,13 +17,13 @@ import Logging
 /// `recheckIntervalMillis` (no token: the endpoint is unauthenticated); an active node (200) or
 /// an unsealed standby (429, 473: OpenBao and Vault standbys forward requests) brings the broker
 /// back to it.
-final class FailoverTransport: VaultTransport {
-    let addresses: [String]
+package final class FailoverTransport: VaultTransport {
+    package let addresses: [String]
     private let loop: EventLoop
     private let transports: [any VaultTransport]
     private let logger: Logger
     private let healthTimeoutMillis: Int
-    private(set) var selector: VaultAddressSelector
+    package private(set) var selector: VaultAddressSelector
     private var recheckTimer: EventLoop.TimerID?
     private var rechecking = false
     private var stopped = false
@@ -31,7 +31,7 @@ final class FailoverTransport: VaultTransport {
     /// A failover is pointless with less time than this left.
     static let minimumFailoverMillis: Int64 = 50
 
-    init(
+    package init(
         loop: EventLoop, addresses: [String], transports: [any VaultTransport], logger: Logger,
         recheckIntervalMillis: Int64 = 5_000, healthTimeoutMillis: Int = 2_000
     ) {
@@ -51,15 +51,15 @@ final class FailoverTransport: VaultTransport {
     }
 
     /// The index of the address serving now (0: the first configured).
-    var currentIndex: Int { selector.current }
+    package var currentIndex: Int { selector.current }
 
-    var inFlightCount: Int { transports.reduce(0) { $0 + $1.inFlightCount } }
+    package var inFlightCount: Int { transports.reduce(0) { $0 + $1.inFlightCount } }
 
     /// With several addresses the resend to the next one is the call's only retry
     /// (`TransitClient` does not add its own); with one, nothing is resent here.
-    var failsOverToAnotherAddress: Bool { transports.count > 1 }
+    package var failsOverToAnotherAddress: Bool { transports.count > 1 }
 
-    func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
+    package func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
         let deadline = EventLoop.nowMillis() + Int64(max(1, request.timeoutMillis))
         let index = selector.current
         var first = request
@@ -93,7 +93,7 @@ final class FailoverTransport: VaultTransport {
         }
     }
 
-    func cancelAll() {
+    package func cancelAll() {
         stopped = true
         if let recheckTimer { loop.cancel(recheckTimer) }
         recheckTimer = nil

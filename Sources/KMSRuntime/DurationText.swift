@@ -1,5 +1,3 @@
-import KMSRuntime
-
 /// Durations as operators write them on the command line: `250ms`, `30s`, `5m`, `1h`, or a
 /// combination like `1m30s` (Go's `time.ParseDuration` subset the HashiCorp plugin accepts).
 public enum DurationText {

@@ -1,4 +1,5 @@
 import KMSRuntime
+import VaultClient
 
 /// The pure decisions of `vault-kube-kms preflight`: each takes facts already read from the file
 /// system or Vault and returns a verdict. No I/O here, so every threshold is unit-tested.

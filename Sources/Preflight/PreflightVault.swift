@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KMSRuntime
+import VaultClient
 
 /// Blocking Vault calls for the preflight: each request runs the event loop until its answer
 /// arrives. The preflight is a one-shot command, so sequential calls keep it simple to read.

@@ -1,7 +1,7 @@
 import KMSRuntime
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 /// The strict reader that takes the token and the Transit plaintext out of Vault's answers.
 struct SecretJSONFieldTests {

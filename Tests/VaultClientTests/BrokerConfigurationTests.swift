@@ -1,7 +1,7 @@
 import KMSRuntime
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 struct BrokerConfigurationTests {
     private func parse(_ path: String) -> TransitKeyPath? { try? TransitKeyPath(parsing: path) }

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 /// The login backoff never lets a simulated fleet of failing logins reach Vault's AppRole lockout
 /// (5 failures within 15 minutes), whatever the jitter does. Pure arithmetic on a virtual clock.

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 /// The address-selection rules of `--vault-address a,b,c`, on a virtual clock (milliseconds
 /// passed in): where a call goes, where it goes after a failure, when the preferred address is

@@ -139,7 +139,7 @@ public struct BrokerConfiguration: Sendable {
     }
 
     /// The namespace for login and token calls.
-    var effectiveAuthNamespace: String? { authNamespace ?? vaultNamespace }
+    package var effectiveAuthNamespace: String? { authNamespace ?? vaultNamespace }
 
     /// At most this many Vault addresses (the nodes of one cluster; bounds the metric labels).
     public static let maxVaultAddresses = 8

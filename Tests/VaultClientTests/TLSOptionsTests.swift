@@ -1,7 +1,7 @@
 import KMSRuntime
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 /// TLS and duration flags: what reaches libcurl, and what is refused at startup.
 struct TLSOptionsTests {

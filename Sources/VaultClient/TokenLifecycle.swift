@@ -17,7 +17,7 @@ import Logging
 /// `LoginBackoff` (jittered, never reaching the AppRole lockout, a refused secret ID never retried
 /// sooner); while they fail, a token that has not expired stays in use, and the secret-ID file is
 /// watched: a changed file is tried at once.
-final class TokenLifecycle: VaultTokenSource {
+package final class TokenLifecycle: VaultTokenSource {
     enum State: Equatable {
         case idle
         case loggingIn
@@ -50,7 +50,7 @@ final class TokenLifecycle: VaultTokenSource {
     /// Whether a token was held and ran out (for the "token expired" health reason).
     private var hadToken = false
     /// Counters for metrics.
-    private(set) var counters = TokenCounters()
+    package private(set) var counters = TokenCounters()
     /// The secret-ID file as it was when last read for a login (or found unusable).
     private var attemptedFingerprint: SecretIDFingerprint?
     /// A change seen at one look, acted on when the next look sees the same (a writer may be
@@ -65,9 +65,9 @@ final class TokenLifecycle: VaultTokenSource {
     private var lastDeadTokenVerdictMillis: Int64 = .min / 2
     static let deadTokenVerdictIntervalMillis: Int64 = 10_000
     /// Called after every successful login (the service reads key metadata then).
-    var onLogin: (() -> Void)?
+    package var onLogin: (() -> Void)?
 
-    init(
+    package init(
         loop: EventLoop, transport: any VaultTransport, login: AppRoleLogin, secretIDPath: String,
         requestTimeoutMillis: Int, logger: Logger
     ) {
@@ -80,7 +80,7 @@ final class TokenLifecycle: VaultTokenSource {
     }
 
     /// nil when a usable token is held; else a short healthz reason.
-    var healthReason: String? {
+    package var healthReason: String? {
         if currentToken != nil { return nil }
         if lastFailureKind == .credentials, let reason = lastFailureReason { return reason }
         if let reason = lastFailureReason, reason.hasPrefix("vault ") { return reason }
@@ -89,23 +89,23 @@ final class TokenLifecycle: VaultTokenSource {
     }
 
     /// Seconds until the held token expires; nil without a token or for a non-expiring one.
-    var secondsToExpiry: Int64? {
+    package var secondsToExpiry: Int64? {
         guard token != nil, let expires = tokenExpiresMillis else { return nil }
         return max(0, (expires - EventLoop.nowMillis()) / 1000)
     }
 
     /// The token, unless it is known to have expired.
-    var currentToken: SecretBytes? {
+    package var currentToken: SecretBytes? {
         if let expires = tokenExpiresMillis, EventLoop.nowMillis() >= expires { return nil }
         return token
     }
 
-    func start() {
+    package func start() {
         guard state == .idle else { return }
         logIn()
     }
 
-    func stop() {
+    package func stop() {
         state = .stopped
         cancelTimer()
         stopWatchingSecretID()
@@ -116,7 +116,7 @@ final class TokenLifecycle: VaultTokenSource {
 
     /// A call was refused with "invalid token" using `stale`: log in again (once, coalesced with
     /// any login in progress) and report whether a new token is available.
-    func replaceInvalidToken(_ stale: SecretBytes, completion: @escaping (Bool) -> Void) {
+    package func replaceInvalidToken(_ stale: SecretBytes, completion: @escaping (Bool) -> Void) {
         // While logins are failing and backing off, a forced login would bypass the backoff.
         guard state != .stopped, state != .backingOff else {
             loop.schedule(afterMillis: 0) { completion(false) }
@@ -137,7 +137,7 @@ final class TokenLifecycle: VaultTokenSource {
     /// OpenBao's bare 403 for a dead token: lookup-self with it; 403 there too means dead. At
     /// most one "dead" verdict per `deadTokenVerdictIntervalMillis`, so that a token without the
     /// default policy (lookup-self refused while alive) cannot make every denied call log in.
-    func tokenIsAlive(_ token: SecretBytes, completion: @escaping (Bool) -> Void) {
+    package func tokenIsAlive(_ token: SecretBytes, completion: @escaping (Bool) -> Void) {
         let now = EventLoop.nowMillis()
         guard state != .stopped, now - lastDeadTokenVerdictMillis >= Self.deadTokenVerdictIntervalMillis else {
             loop.schedule(afterMillis: 0) { completion(true) }

@@ -1,8 +1,9 @@
 import FoundationEssentials
 import KMSRuntime
+import KMSTestSupport
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KMSRuntime
+import VaultClient
 
 #if canImport(Glibc)
     import Glibc

@@ -1,7 +1,7 @@
 import KMSRuntime
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 /// Decoding of bodies shaped like Vault's (copied from Vault 1.17 answers, values changed).
 struct VaultJSONTests {

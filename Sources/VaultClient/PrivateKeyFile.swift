@@ -9,8 +9,8 @@ import KMSRuntime
 /// `ConfinedSymlink`; the file it leads to is checked),
 /// owned by the broker's effective uid, with no group or other permission bits. Checked at start;
 /// messages name the path, never the content.
-enum PrivateKeyFile {
-    static func check(path: String) throws(ConfigurationError) {
+package enum PrivateKeyFile {
+    package static func check(path: String) throws(ConfigurationError) {
         if case .outside(let final) = ConfinedSymlink.resolve(path) {
             throw ConfigurationError(
                 "TLS client key \(path) is a symbolic link leading out of its directory (to \(final)); "

@@ -2,7 +2,7 @@ import KMSCore
 import KMSRuntime
 import Testing
 
-@testable import Broker
+@testable import VaultClient
 
 struct VaultErrorClassifierTests {
     struct Case: Sendable, CustomTestStringConvertible {

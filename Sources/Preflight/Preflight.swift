@@ -1,4 +1,5 @@
 import KMSRuntime
+import VaultClient
 
 #if canImport(Glibc)
     import Glibc

@@ -1,19 +1,16 @@
+import KMSRuntime
 import Logging
 import Synchronization
-import Testing
-
-@testable import Broker
-@testable import KMSRuntime
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// A temporary directory removed when released.
-final class TemporaryDirectory {
-    let path: String
+package final class TemporaryDirectory {
+    package let path: String
 
-    init() {
+    package init() {
         var template = Array("/tmp/broker-tests-XXXXXX".utf8CString)
         let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(created != nil, "mkdtemp failed")
@@ -24,7 +21,7 @@ final class TemporaryDirectory {
 
     /// Writes `content` to `name` with `mode`; returns the full path.
     @discardableResult
-    func write(_ name: String, _ content: String, mode: mode_t = 0o400) -> String {
+    package func write(_ name: String, _ content: String, mode: mode_t = 0o400) -> String {
         let file = "\(path)/\(name)"
         let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         precondition(fd >= 0, "open \(file)")
@@ -37,20 +34,22 @@ final class TemporaryDirectory {
 }
 
 /// Collects log events so tests can count `broker.reject` lines and check that no secret leaks.
-final class LogCapture: Sendable {
-    struct Event: Sendable {
-        var level: Logger.Level
-        var message: String
-        var fields: [String: String]
+package final class LogCapture: Sendable {
+    package struct Event: Sendable {
+        package var level: Logger.Level
+        package var message: String
+        package var fields: [String: String]
     }
 
     private let storage = Mutex<[Event]>([])
 
-    var events: [Event] { storage.withLock { $0 } }
+    package init() {}
 
-    func events(named name: String) -> [Event] { events.filter { $0.message == name } }
+    package var events: [Event] { storage.withLock { $0 } }
 
-    var logger: Logger {
+    package func events(named name: String) -> [Event] { events.filter { $0.message == name } }
+
+    package var logger: Logger {
         var logger = Logger(label: "broker-test") { _ in Handler(capture: self) }
         logger.logLevel = .trace
         return logger
@@ -80,7 +79,7 @@ final class LogCapture: Sendable {
 
 /// Runs `loop` until `condition` holds or `timeoutMillis` pass; returns whether it held.
 @discardableResult
-func runLoop(_ loop: EventLoop, timeoutMillis: Int64 = 3000, until condition: @escaping () -> Bool) -> Bool {
+package func runLoop(_ loop: EventLoop, timeoutMillis: Int64 = 3000, until condition: @escaping () -> Bool) -> Bool {
     if condition() { return true }
     let giveUp = EventLoop.nowMillis() + timeoutMillis
     var met = false
@@ -100,7 +99,7 @@ func runLoop(_ loop: EventLoop, timeoutMillis: Int64 = 3000, until condition: @e
 }
 
 /// Runs `loop` for `millis` regardless of what happens.
-func runLoop(_ loop: EventLoop, forMillis millis: Int64) {
+package func runLoop(_ loop: EventLoop, forMillis millis: Int64) {
     loop.schedule(afterMillis: millis) { loop.stop() }
     loop.run()
 }

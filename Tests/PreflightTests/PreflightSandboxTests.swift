@@ -2,6 +2,8 @@ import KMSRuntime
 import Testing
 
 @testable import Broker
+@testable import Preflight
+@testable import VaultClient
 
 struct PreflightSandboxTests {
     @Test func theSupportedABIPassesAndNamesTheKernel() {
