@@ -21,5 +21,5 @@ proto:  ## regenerate Sources/KMSv2API/api.pb.swift (needs protoc)
 format:
 	swift format --in-place --recursive Sources Tests Package.swift
 
-bench:  ## release builds, the simulator and h2load: plugin vs direct Vault (docs/benchmarks.md)
+bench:  ## release builds, OpenBao (and the simulator) and h2load: plugin vs direct Vault (docs/benchmarks.md)
 	bash scripts/bench.sh

@@ -20,10 +20,11 @@ import loadgen  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin-dir", default=os.path.join(benchenv.ROOT, ".build", "release"))
+    parser.add_argument("--vault", default="openbao", choices=sorted(benchenv.VAULTS))
     options = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="vkk-connections-")
     os.chmod(workdir, 0o755)
-    vault = benchenv.Vault(workdir)
+    vault = benchenv.start_vault(options.vault, workdir)
     plugin = benchenv.Plugin(vault, benchenv.install_binaries(options.bin_dir), workdir)
     try:
         calls.wait_healthy(plugin.socket)

@@ -20,6 +20,7 @@ import loadgen  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin-dir", default=os.path.join(benchenv.ROOT, ".build", "release"))
+    parser.add_argument("--vault", default="openbao", choices=sorted(benchenv.VAULTS))
     parser.add_argument("--method", default="Encrypt", choices=["Status", "Encrypt", "Decrypt"])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--out", default=tempfile.mkdtemp(prefix="vkk-callgrind-"))
@@ -30,7 +31,7 @@ def main():
     os.chmod(options.out, 0o1777)  # the front writes its own file as the unprivileged user
     workdir = tempfile.mkdtemp(prefix="vkk-profile-")
     os.chmod(workdir, 0o755)
-    vault = benchenv.Vault(workdir)
+    vault = benchenv.start_vault(options.vault, workdir)
     wrapper = ["valgrind", "--tool=callgrind", "--trace-children=no",
                f"--callgrind-out-file={options.out}/callgrind.out.%p"]
     bin_dir = benchenv.install_binaries(options.bin_dir)

@@ -61,6 +61,7 @@ def one_run(vault, bin_dir, workdir, sandbox, calls):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin-dir", default=os.path.join(benchenv.ROOT, ".build", "release"))
+    parser.add_argument("--vault", default="openbao", choices=sorted(benchenv.VAULTS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args()
@@ -68,7 +69,7 @@ def main():
     os.chmod(workdir, 0o755)
     bin_dir = benchenv.install_binaries(args.bin_dir)
     os.makedirs(os.path.join(workdir, "vault"))
-    vault = benchenv.Vault(os.path.join(workdir, "vault"))
+    vault = benchenv.start_vault(args.vault, os.path.join(workdir, "vault"))
     results = {True: [], False: []}
     try:
         for _ in range(args.rounds):
