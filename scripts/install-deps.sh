@@ -14,6 +14,9 @@ apt_packages+=(systemd strace python3-seccomp nftables prometheus)
 apt_packages+=(valgrind binutils util-linux)
 # the real-systemd lane (Tests/e2e/deploy/test_systemd_nspawn_*.py): a Debian root booted with systemd-nspawn
 apt_packages+=(debootstrap systemd-container)
+# the image test (Tests/e2e/deploy/test_deploy_image.py): buildah builds and commits the OCI image without a
+# registry or a running container (deploy/container/Containerfile.local)
+apt_packages+=(buildah)
 # --bench: also the load client of the benchmark (h2load), which `make test` does not need.
 [ "${1:-}" != --bench ] || apt_packages+=(nghttp2-client binutils)
 missing=()

@@ -3,7 +3,9 @@
 # library closure, as ldd resolves it here (the dynamic loader included), to the same paths
 # under DEST, so that DEST is a root filesystem in which the binaries run (chroot DEST
 # /usr/bin/NAME). Symbolic links are resolved: each library is copied as a regular file under
-# the path the loader looks up. Prints the copied library paths, one a line.
+# the path the loader looks up, and stripped of its symbol table and debug sections (`strip
+# --strip-unneeded` keeps the dynamic symbols the loader binds: 56.5 -> 48.4 MB for the image,
+# docs/operations.md). Prints the copied library paths, one a line.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 DEST BINARY..." >&2
@@ -29,5 +31,6 @@ printf '%s\n' "${libraries[@]}" | sort -u | while read -r library; do
   mkdir -p "$dest$(dirname "$library")"
   cp -L "$library" "$dest$library"
   chmod 0755 "$dest$library"
+  strip --strip-unneeded "$dest$library"
   echo "$library"
 done
