@@ -1,6 +1,7 @@
 import COpenSSL
 import KMSCore
 import KMSRuntime
+import VaultClient
 
 /// The METRICS answer: `BrokerService.statistics` (and the key cache and this process' /proc
 /// figures) as typed (id, value) pairs. Nothing here calls Vault; the front polls it every few

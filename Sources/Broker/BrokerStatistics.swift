@@ -27,22 +27,6 @@ public struct VaultOperationStatistics: Equatable, Sendable {
     }
 }
 
-/// The operations the broker performs against Vault, named for metric labels.
-public enum VaultOperation: String, CaseIterable, Sendable {
-    case login, renew, readKey = "read_key", encrypt, decrypt, license, other
-
-    /// The operation a request path belongs to.
-    static func of(path: String) -> VaultOperation {
-        if path.hasPrefix("auth/token/renew-self") { return .renew }
-        if path.hasPrefix("auth/") && path.hasSuffix("/login") { return .login }
-        if path == "sys/license/status" { return .license }
-        if path.contains("/encrypt/") { return .encrypt }
-        if path.contains("/decrypt/") { return .decrypt }
-        if path.contains("/keys/") { return .readKey }
-        return .other
-    }
-}
-
 /// HashiCorp's operation names (`vso_client_operations_*{operation}`, from the Vault Secrets
 /// Operator's client): reads are GETs, writes every other Transit or token call.
 public enum VSOOperation: String, CaseIterable, Sendable {
@@ -97,10 +81,10 @@ final class InstrumentedTransport: VaultTransport {
     var failsOverToAnotherAddress: Bool { inner.failsOverToAnotherAddress }
 
     func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
-        let operation = VaultOperation.of(path: request.path)
+        let operation = request.operation
         let started = EventLoop.nowMillis()
         inner.send(request) { [weak self] response in
-            let errorClass = VaultErrorClassifier.classify(response).map { "\($0.code)" }
+            let errorClass = response.failure.map { "\($0.code)" }
             self?.operations[operation, default: VaultOperationStatistics()].record(
                 millis: EventLoop.nowMillis() - started, errorClass: errorClass)
             completion(response)

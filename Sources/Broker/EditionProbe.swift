@@ -45,7 +45,7 @@ final class EditionProbe {
         guard !known, !asking, let token = tokens.currentToken else { return }
         asking = true
         let request = VaultRequest(
-            method: .get, path: "sys/license/status", token: token, namespace: namespace,
+            method: .get, path: "sys/license/status", operation: .license, token: token, namespace: namespace,
             timeoutMillis: requestTimeoutMillis)
         transport.send(request) { [weak self] response in
             guard let self else { return }

@@ -105,8 +105,8 @@ final class KeyProbe {
         case .keyMissing: "key missing: \(path)"
         case .permissionDenied: "permission denied on \(path)"
         case .sealed: "vault sealed"
-        case .unavailable where error.reason == VaultTransportError.tls.description: "vault TLS handshake failed"
-        case .unavailable where error.reason == VaultErrorClassifier.standbyReason: VaultErrorClassifier.standbyReason
+        case .unavailable where error.isTLSFailure: "vault TLS handshake failed"
+        case .unavailable where error.cause == .standbyRedirect: VaultErrorClassifier.standbyReason
         case .unavailable, .deadlineExceeded: "vault unreachable"
         case .throttled: "vault throttled"
         case .notReady: "not logged in"

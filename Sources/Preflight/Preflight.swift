@@ -94,7 +94,7 @@ public struct Preflight {
                 ? PreflightResult("token.revoke", .pass, "the preflight's token was revoked")
                 : PreflightResult(
                     "token.revoke", .warn,
-                    "revoke-self failed (\(VaultErrorClassifier.classify(revoked)?.reason ?? "HTTP \(revoked.status)")); it expires with its TTL"
+                    "revoke-self failed (\(revoked.failure?.reason ?? "HTTP \(revoked.status)")); it expires with its TTL"
                 ))
         return report
     }

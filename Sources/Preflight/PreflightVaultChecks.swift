@@ -36,7 +36,7 @@ struct PreflightVaultChecks {
     private func checkToken(into report: inout PreflightReport) {
         let answer = vault.get("auth/token/lookup-self", token: token, namespace: vault.authNamespace)
         guard answer.isSuccess, let lookup = PreflightJSON.decode(PreflightJSON.LookupSelf.self, answer) else {
-            let reason = VaultErrorClassifier.classify(answer)?.reason ?? "malformed answer"
+            let reason = answer.failure?.reason ?? "malformed answer"
             report.add("token.ttl", .warn, "lookup-self failed (\(reason)); TTL not checked")
             return
         }
@@ -53,7 +53,7 @@ struct PreflightVaultChecks {
         guard answer.isSuccess, let decoded = PreflightJSON.decode(PreflightJSON.Capabilities.self, answer),
             let granted = decoded.data
         else {
-            let reason = VaultErrorClassifier.classify(answer)?.reason ?? "malformed answer"
+            let reason = answer.failure?.reason ?? "malformed answer"
             report.add("policy.capabilities", .fail, "sys/capabilities-self failed (\(reason))")
             return
         }
@@ -72,7 +72,7 @@ struct PreflightVaultChecks {
             return false
         }
         guard answer.isSuccess, let decoded = PreflightJSON.decode(PreflightJSON.Key.self, answer) else {
-            let reason = VaultErrorClassifier.classify(answer)?.reason ?? "malformed answer"
+            let reason = answer.failure?.reason ?? "malformed answer"
             report.add("key.exists", .fail, "\(path) could not be read (\(reason))")
             return false
         }

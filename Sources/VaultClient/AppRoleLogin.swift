@@ -18,11 +18,12 @@ public struct VaultToken {
     /// Reads the `auth` block of a login or renew-self answer. The token goes straight into
     /// `SecretBytes`; it must be printable ASCII without spaces, since it is sent as a header.
     public static func parse(_ response: VaultResponse) -> Result<VaultToken, VaultCallError> {
-        if let error = VaultErrorClassifier.classify(response) { return .failure(error) }
+        if let error = response.failure { return .failure(error) }
         guard let auth = VaultJSON.decode(VaultJSON.AuthResponse.self, from: response.body)?.auth else {
             return .failure(
                 VaultCallError(
-                    code: .internalError, status: response.status, reason: "auth block missing in vault answer"))
+                    code: .internalError, status: response.status, reason: "auth block missing in vault answer",
+                    cause: .unusableAnswer))
         }
         // The token is read by the strict field reader straight into SecretBytes, never a String.
         guard
@@ -33,7 +34,8 @@ public struct VaultToken {
         else {
             return .failure(
                 VaultCallError(
-                    code: .internalError, status: response.status, reason: "vault returned a malformed token"))
+                    code: .internalError, status: response.status, reason: "vault returned a malformed token",
+                    cause: .unusableAnswer))
         }
         let token = VaultToken(
             secret: secret, leaseSeconds: min(max(0, auth.lease_duration), maxLeaseSeconds),
@@ -61,7 +63,8 @@ public struct AppRoleLogin {
         body.string("role_id", roleID)
         body.secret("secret_id", secretID)
         return VaultRequest(
-            method: .post, path: "auth/\(authMount)/login", body: body.finish(), namespace: namespace,
+            method: .post, path: "auth/\(authMount)/login", operation: .login, body: body.finish(),
+            namespace: namespace,
             timeoutMillis: timeoutMillis)
     }
 
@@ -76,7 +79,7 @@ public struct AppRoleLogin {
     /// `POST auth/token/renew-self` with the current token.
     public func renewRequest(token: SecretBytes, timeoutMillis: Int) -> VaultRequest {
         VaultRequest(
-            method: .post, path: "auth/token/renew-self", token: token, namespace: namespace,
+            method: .post, path: "auth/token/renew-self", operation: .renew, token: token, namespace: namespace,
             timeoutMillis: timeoutMillis)
     }
 }

@@ -307,8 +307,8 @@ package final class TokenLifecycle: VaultTokenSource {
 
     static func healthReason(for error: VaultCallError) -> String {
         switch error.code {
-        case .unavailable where error.reason == VaultTransportError.tls.description: "vault TLS handshake failed"
-        case .unavailable where error.reason == VaultErrorClassifier.standbyReason: VaultErrorClassifier.standbyReason
+        case .unavailable where error.isTLSFailure: "vault TLS handshake failed"
+        case .unavailable where error.cause == .standbyRedirect: VaultErrorClassifier.standbyReason
         case .unavailable where error.status == 0, .deadlineExceeded: "vault unreachable"
         case .sealed: "vault sealed"
         default: "login failed"

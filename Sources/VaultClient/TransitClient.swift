@@ -41,7 +41,8 @@ public final class TransitClient {
             deadlineMillis: deadlineMillis, correlationID: nil,
             build: { token, timeout in
                 VaultRequest(
-                    method: .get, path: self.keyMetadataPath, token: token, namespace: self.namespace,
+                    method: .get, path: self.keyMetadataPath, operation: .readKey, token: token,
+                    namespace: self.namespace,
                     timeoutMillis: timeout)
             }
         ) { result in
@@ -67,7 +68,7 @@ public final class TransitClient {
                 body.base64("plaintext", plaintext)
                 body.integer("key_version", Int64(version))
                 return VaultRequest(
-                    method: .post, path: self.encryptPath, body: body.finish(),
+                    method: .post, path: self.encryptPath, operation: .encrypt, body: body.finish(),
                     token: token, namespace: self.namespace, correlationID: uid, timeoutMillis: timeout)
             }
         ) { result in
@@ -81,8 +82,8 @@ public final class TransitClient {
                             VaultCallError(
                                 code: .internalError, status: response.status,
                                 reason:
-                                    "vault encrypted with version \(decoded.data.key_version), not the requested \(version)"
-                            ))
+                                    "vault encrypted with version \(decoded.data.key_version), not the requested \(version)",
+                                cause: .unusableAnswer))
                     }
                     let ciphertext = Array(decoded.data.ciphertext.utf8)
                     guard VaultCiphertextPrefix(parsing: ciphertext)?.version == version,
@@ -105,7 +106,7 @@ public final class TransitClient {
                 var body = JSONBodyBuilder(capacity: 32 + ciphertext.count)
                 body.string("ciphertext", text)
                 return VaultRequest(
-                    method: .post, path: self.decryptPath, body: body.finish(),
+                    method: .post, path: self.decryptPath, operation: .decrypt, body: body.finish(),
                     token: token, namespace: self.namespace, correlationID: uid, timeoutMillis: timeout)
             }
         ) { result in
@@ -140,20 +141,20 @@ public final class TransitClient {
         completion: @escaping (Result<VaultResponse, VaultCallError>) -> Void
     ) {
         guard let token = tokens.currentToken else {
-            let error = VaultCallError(code: .notReady, status: 0, reason: "not logged in")
+            let error = VaultCallError(code: .notReady, status: 0, reason: "not logged in", cause: .notSent)
             loop.schedule(afterMillis: 0) { completion(.failure(error)) }
             return
         }
         let remaining = deadlineMillis - EventLoop.nowMillis()
         guard remaining > 0 else {
             let error = VaultCallError(
-                code: .deadlineExceeded, status: 0, reason: "deadline passed before the vault call")
+                code: .deadlineExceeded, status: 0, reason: "deadline passed before the vault call", cause: .notSent)
             loop.schedule(afterMillis: 0) { completion(.failure(error)) }
             return
         }
         transport.send(build(token, Int(remaining))) { [weak self] response in
             guard let self else { return }
-            guard let error = VaultErrorClassifier.classify(response) else { return completion(.success(response)) }
+            guard let error = response.failure else { return completion(.success(response)) }
             let timeLeft = deadlineMillis - EventLoop.nowMillis()
             let logInAgainAndRetry = {
                 self.tokens.replaceInvalidToken(token) { renewed in
@@ -186,6 +187,8 @@ public final class TransitClient {
     }
 
     private static func malformed(_ response: VaultResponse, _ what: String) -> VaultCallError {
-        VaultCallError(code: .internalError, status: response.status, reason: "malformed \(what) from vault")
+        VaultCallError(
+            code: .internalError, status: response.status, reason: "malformed \(what) from vault",
+            cause: .unusableAnswer)
     }
 }

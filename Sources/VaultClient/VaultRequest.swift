@@ -11,6 +11,9 @@ public struct VaultRequest {
     public var method: Method
     /// The API path after `/v1/`, e.g. `transit/encrypt/kek`. Built only from validated parts.
     public var path: String
+    /// What the call is, for statistics; set by whoever builds the request, never parsed back
+    /// out of `path`.
+    public var operation: VaultOperation
     public var body: WipedBuffer?
     /// Sent as `X-Vault-Token`; nil for login.
     public var token: SecretBytes?
@@ -22,11 +25,12 @@ public struct VaultRequest {
     public var timeoutMillis: Int
 
     public init(
-        method: Method, path: String, body: WipedBuffer? = nil, token: SecretBytes? = nil, namespace: String? = nil,
-        correlationID: String? = nil, timeoutMillis: Int
+        method: Method, path: String, operation: VaultOperation = .other, body: WipedBuffer? = nil,
+        token: SecretBytes? = nil, namespace: String? = nil, correlationID: String? = nil, timeoutMillis: Int
     ) {
         self.method = method
         self.path = path
+        self.operation = operation
         self.body = body
         self.token = token
         self.namespace = namespace
@@ -65,26 +69,31 @@ public enum VaultTransportError: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// What came back: a status code and body, or a transport error (then `status` is 0).
+/// What came back: a status code and body, or a transport error (then `status` is 0). Classified
+/// once, here, when it is made: every reader (statistics, failover, the Transit client, login)
+/// reads `failure` instead of parsing the error body again.
 public struct VaultResponse {
     /// Vault's answers for this plugin are small JSON documents; 1 MiB bounds memory if a proxy or
     /// a misconfigured address answers with something else.
     public static let maxBodyBytes = 1 << 20
 
-    public var status: Int
+    public let status: Int
     /// The body, wiped on release: it may hold a token (login) or plaintext (decrypt).
-    public var body: WipedBuffer
-    public var transportError: VaultTransportError?
+    public let body: WipedBuffer
+    public let transportError: VaultTransportError?
+    /// nil for a 2xx answer; else the classified failure (`VaultErrorClassifier`).
+    public let failure: VaultCallError?
 
     public init(status: Int, body: WipedBuffer = WipedBuffer(capacity: 0), transportError: VaultTransportError? = nil) {
         self.status = status
         self.body = body
         self.transportError = transportError
+        failure = VaultErrorClassifier.classify(status: status, body: body, transportError: transportError)
     }
 
     public static func failed(_ error: VaultTransportError) -> VaultResponse {
         VaultResponse(status: 0, transportError: error)
     }
 
-    public var isSuccess: Bool { transportError == nil && (200...299).contains(status) }
+    public var isSuccess: Bool { failure == nil }
 }

@@ -34,6 +34,37 @@ struct BrokerStatisticsTests {
         #expect(harness.service.statistics.vaultOperations[.readKey]?.errors["permission-denied"] == 1)
     }
 
+    @Test func callsAreCountedUnderTheOperationTheirBuilderNamedNotByTheirPath() throws {
+        let loop = try EventLoop()
+        let vault = FakeVault(loop: loop)
+        vault.script = { _ in .json(status: 200, "{}") }
+        let instrumented = InstrumentedTransport(vault)
+        var done = 0
+        // A path that reads like an encrypt but was built as something else is counted as that.
+        instrumented.send(
+            VaultRequest(method: .post, path: "transit/encrypt/kek", operation: .other, timeoutMillis: 1000)
+        ) {
+            _ in done += 1
+        }
+        instrumented.send(VaultRequest(method: .post, path: "x/y", operation: .decrypt, timeoutMillis: 1000)) { _ in
+            done += 1
+        }
+        #expect(runLoop(loop) { done == 2 })
+        #expect(instrumented.operations[.other]?.count == 1)
+        #expect(instrumented.operations[.decrypt]?.count == 1)
+        #expect(instrumented.operations[.encrypt] == nil)
+    }
+
+    @Test func theKeyProbeWordsItsHealthByTheTypedCause() throws {
+        let tls = try #require(VaultErrorClassifier.classify(.failed(.tls)))
+        #expect(KeyProbe.reason(for: tls, path: "transit/keys/kek") == "vault TLS handshake failed")
+        let standby = VaultErrorClassifier.classify(status: 307, errors: [])
+        #expect(KeyProbe.reason(for: standby, path: "transit/keys/kek") == VaultErrorClassifier.standbyReason)
+        // Only the cause counts: the same reason text from another cause is just "unreachable".
+        let lookalike = VaultCallError(code: .unavailable, status: 0, reason: "TLS failure", cause: .notSent)
+        #expect(KeyProbe.reason(for: lookalike, path: "transit/keys/kek") == "vault unreachable")
+    }
+
     @Test func theDeepProbeRoundTripsThroughVaultAndCountsSuccess() throws {
         let harness = try BrokerHarness()
         #expect(harness.startAndWaitHealthy())

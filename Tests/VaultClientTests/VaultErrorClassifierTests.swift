@@ -91,4 +91,31 @@ struct VaultErrorClassifierTests {
         #expect(error.reason == "vault standby redirect")
         #expect(!error.isRetryable)
     }
+
+    @Test func callersBranchOnTheTypedCauseNotOnTheReasonText() throws {
+        let tls = try #require(VaultErrorClassifier.classify(.failed(.tls)))
+        #expect(tls.cause == .transport(.tls))
+        #expect(tls.isTLSFailure)
+        #expect(VaultErrorClassifier.classify(status: 307, errors: []).cause == .standbyRedirect)
+        #expect(VaultErrorClassifier.classify(status: 502, errors: []).cause == .status)
+        // An error that only reads like a reset (same reason text) is not retried: the cause decides.
+        let lookalike = VaultCallError(
+            code: .unavailable, status: 0, reason: "connection reset", cause: .unusableAnswer)
+        #expect(!lookalike.isRetryable)
+        #expect(!lookalike.isTLSFailure)
+        let lookalikeTLS = VaultCallError(code: .unavailable, status: 0, reason: "TLS failure", cause: .notSent)
+        #expect(TokenLifecycle.healthReason(for: lookalikeTLS) != "vault TLS handshake failed")
+        #expect(TokenLifecycle.healthReason(for: tls) == "vault TLS handshake failed")
+    }
+
+    @Test func aResponseIsClassifiedWhenItIsMade() {
+        let body = WipedBuffer(capacity: 32)
+        body.append(#"{"errors":["Vault is sealed"]}"#)
+        let response = VaultResponse(status: 503, body: body)
+        #expect(response.failure?.code == .sealed)
+        #expect(VaultErrorClassifier.classify(response) == response.failure)
+        #expect(VaultResponse(status: 200).failure == nil)
+        #expect(VaultResponse(status: 200).isSuccess)
+        #expect(!response.isSuccess)
+    }
 }
