@@ -8,7 +8,8 @@ import KMSRuntime
 /// The production `VaultTransport`: libcurl's multi-socket interface driven by the broker's
 /// `EventLoop`. libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to
 /// wake it (CURLMOPT_TIMERFUNCTION); we feed events back with `curl_multi_socket_action` and
-/// collect finished transfers with `curl_multi_info_read`. Each request gets a fresh easy handle;
+/// collect finished transfers with `curl_multi_info_read`. Finished easy handles are kept (up to
+/// `idleHandleLimit`) and reused for the next requests, which saves libcurl's per-handle set-up;
 /// connections stay alive in the multi handle's connection cache between requests.
 public final class CurlMultiTransport: VaultTransport {
     /// How to reach Vault. Everything here is public configuration, nothing secret.
@@ -73,6 +74,14 @@ public final class CurlMultiTransport: VaultTransport {
     private let options: Options
     private let multi: UnsafeMutableRawPointer
     private var transfers: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    /// Finished easy handles, carrying only the options every request shares.
+    private var idleHandles: [UnsafeMutableRawPointer] = []
+    /// CURLOPT_CONNECT_TO for an SNI name; shared by every handle, freed in deinit.
+    private let connectToList: UnsafeMutablePointer<curl_slist>?
+    /// `options.requestBaseURL` + `/v1/`, computed once.
+    private let urlPrefix: String
+    /// Easy handles created so far (a reused handle is not counted again).
+    private(set) var handlesCreated = 0
     private var watchedSockets: Set<Int32> = []
     private var timer: EventLoop.TimerID?
 
@@ -81,6 +90,10 @@ public final class CurlMultiTransport: VaultTransport {
     /// connections, so the next burst reconnects (measured: 3-32 new connections per 1000 Encrypts
     /// at concurrency 8, 48-58 at 64; docs/benchmarks.md). 64 covers kube-apiserver's bursts.
     static let connectionCacheSize = 64
+
+    /// Finished easy handles kept for reuse. Each holds libcurl's buffers (tens of KiB); more
+    /// than this after a burst is memory without a use.
+    static let idleHandleLimit = 16
 
     /// Creates the multi handle; requests run on `loop`.
     public init(loop: EventLoop, options: Options) throws(ConfigurationError) {
@@ -93,6 +106,8 @@ public final class CurlMultiTransport: VaultTransport {
         self.loop = loop
         self.options = options
         self.multi = multi
+        connectToList = options.connectTo.map { curl_slist_append(nil, $0) } ?? nil
+        urlPrefix = options.requestBaseURL + "/v1/"
         let me = Unmanaged.passUnretained(self).toOpaque()
         _ = kms_curl_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, me)
         _ = kms_curl_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, me)
@@ -118,25 +133,55 @@ public final class CurlMultiTransport: VaultTransport {
         for (easy, transfer) in transfers {
             curl_multi_remove_handle(multi, easy)
             transfer.release()
+            curl_easy_cleanup(easy)
         }
         transfers.removeAll()
+        for easy in idleHandles { curl_easy_cleanup(easy) }
+        idleHandles.removeAll()
         curl_multi_cleanup(multi)
+        curl_slist_free_all(connectToList)
         curl_global_cleanup()
     }
 
     public var inFlightCount: Int { transfers.count }
 
     public func send(_ request: VaultRequest, completion: @escaping (VaultResponse) -> Void) {
-        guard let transfer = CurlTransfer(request: request, options: options, completion: completion) else {
+        guard let easy = idleHandles.popLast() ?? newHandle() else {
             loop.schedule(afterMillis: 0) { completion(.failed(.other("could not prepare the request"))) }
             return
         }
-        guard curl_multi_add_handle(multi, transfer.easy) == CURLM_OK else {
+        guard
+            let transfer = CurlTransfer(
+                easy: easy, request: request, urlPrefix: urlPrefix, connectTimeoutMillis: options.connectTimeoutMillis,
+                completion: completion)
+        else {
+            // A handle libcurl refused an option on is not reused: its state is unknown.
+            curl_easy_cleanup(easy)
+            loop.schedule(afterMillis: 0) { completion(.failed(.other("could not prepare the request"))) }
+            return
+        }
+        guard curl_multi_add_handle(multi, easy) == CURLM_OK else {
             transfer.release()
+            curl_easy_cleanup(easy)
             loop.schedule(afterMillis: 0) { completion(.failed(.other("could not start the request"))) }
             return
         }
-        transfers[transfer.easy] = transfer
+        transfers[easy] = transfer
+    }
+
+    private func newHandle() -> UnsafeMutableRawPointer? {
+        let easy = CurlTransfer.makeHandle(options, connectTo: connectToList)
+        if easy != nil { handlesCreated += 1 }
+        return easy
+    }
+
+    /// A finished handle goes back to the idle list (or is cleaned up when the list is full).
+    private func recycle(_ easy: UnsafeMutableRawPointer) {
+        if idleHandles.count < Self.idleHandleLimit {
+            idleHandles.append(easy)
+        } else {
+            curl_easy_cleanup(easy)
+        }
     }
 
     public func cancelAll() {
@@ -145,6 +190,8 @@ public final class CurlMultiTransport: VaultTransport {
         for (easy, transfer) in cancelled {
             curl_multi_remove_handle(multi, easy)
             transfer.release()
+            // Aborted mid-transfer: not kept.
+            curl_easy_cleanup(easy)
         }
         for (_, transfer) in cancelled { transfer.completion(.failed(.cancelled)) }
     }
@@ -211,6 +258,7 @@ public final class CurlMultiTransport: VaultTransport {
             curl_multi_remove_handle(multi, easy)
             let response = transfer.response(code: code)
             transfer.release()
+            recycle(easy)
             transfer.completion(response)
         }
     }

@@ -5,14 +5,19 @@ import KMSRuntime
     import Glibc
 #endif
 
-/// One libcurl easy handle with everything it points into: the header list (which holds the
-/// token), the request body and the response body. `release()` wipes the header strings and the
-/// bodies before freeing them, so the token and secret ID do not linger in curl-owned memory.
+/// One request on a libcurl easy handle, with everything the handle points into for it: the
+/// header block (which holds the token) and the request body, both wiped by `release()` before
+/// they are freed so the token and secret ID do not linger in memory, and the response body.
+///
+/// The easy handle itself outlives the transfer: `CurlMultiTransport` keeps finished handles
+/// for the next request (`makeHandle` sets what is the same for every request once). Nothing of
+/// a request stays on a handle: every option that differs between requests (URL, method, body,
+/// headers, timeouts, write target) is set again by `init`, and `release()` detaches the header
+/// block and the body before freeing them.
 final class CurlTransfer {
     let easy: UnsafeMutableRawPointer
     let completion: (VaultResponse) -> Void
-    private var headers: UnsafeMutablePointer<curl_slist>?
-    private var connectToList: UnsafeMutablePointer<curl_slist>?
+    private var headers: CurlHeaderBlock?
     /// CURL_SSLVERSION_TLSv1_2: nothing older is ever negotiated.
     static let tlsMinimumVersion = 6
     private var requestBody: UnsafeMutableRawBufferPointer?
@@ -22,18 +27,13 @@ final class CurlTransfer {
     private let timeoutMillis: Int
     private var released = false
 
-    init?(request: VaultRequest, options: CurlMultiTransport.Options, completion: @escaping (VaultResponse) -> Void) {
+    /// A new easy handle with the options every request of `options` shares: protocols, no
+    /// redirects, no ambient proxy, TLS verification, minimum version, CA file, client
+    /// certificate, SNI (`connectTo`), keep-alive and the write callback. nil if libcurl refuses.
+    static func makeHandle(_ options: CurlMultiTransport.Options, connectTo: UnsafeMutablePointer<curl_slist>?)
+        -> UnsafeMutableRawPointer?
+    {
         guard let easy = curl_easy_init() else { return nil }
-        self.easy = easy
-        self.completion = completion
-        self.timeoutMillis = max(1, request.timeoutMillis)
-        guard configure(request, options) else {
-            release()
-            return nil
-        }
-    }
-
-    private func configure(_ request: VaultRequest, _ options: CurlMultiTransport.Options) -> Bool {
         var ok = true
         func set(_ option: CURLoption, _ value: Int) {
             ok = ok && kms_curl_easy_setopt_long(easy, option, value) == CURLE_OK
@@ -41,8 +41,6 @@ final class CurlTransfer {
         func set(_ option: CURLoption, _ value: String) {
             ok = ok && kms_curl_easy_setopt_str(easy, option, value) == CURLE_OK
         }
-
-        set(CURLOPT_URL, options.requestBaseURL + "/v1/" + request.path)
         set(CURLOPT_NOSIGNAL, 1)
         set(CURLOPT_PROTOCOLS_STR, "http,https")
         set(CURLOPT_FOLLOWLOCATION, 0)
@@ -50,8 +48,6 @@ final class CurlTransfer {
         // libcurl from reading NO_PROXY. Only --vault-proxy names one.
         set(CURLOPT_PROXY, options.proxy ?? "")
         set(CURLOPT_NOPROXY, options.proxy == nil ? "*" : "")
-        set(CURLOPT_TIMEOUT_MS, timeoutMillis)
-        set(CURLOPT_CONNECTTIMEOUT_MS, max(1, min(options.connectTimeoutMillis, timeoutMillis)))
         set(CURLOPT_TCP_KEEPALIVE, 1)
         set(CURLOPT_SSL_VERIFYPEER, options.skipVerify ? 0 : 1)
         set(CURLOPT_SSL_VERIFYHOST, options.skipVerify ? 0 : 2)
@@ -61,38 +57,9 @@ final class CurlTransfer {
             set(CURLOPT_SSLCERT, cert)
             set(CURLOPT_SSLKEY, key)
         }
-        if let connectTo = options.connectTo {
-            connectToList = curl_slist_append(nil, connectTo)
-            ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_CONNECT_TO, UnsafeRawPointer(connectToList)) == CURLE_OK
+        if let connectTo {
+            ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_CONNECT_TO, UnsafeRawPointer(connectTo)) == CURLE_OK
         }
-
-        appendHeader("X-Vault-Request: true")
-        appendHeader("Accept: application/json")
-        // No "Expect: 100-continue" round trip for bodies over 1 KiB.
-        appendHeader("Expect:")
-        if let namespace = request.namespace, Self.isSafeHeaderValue(namespace) {
-            appendHeader("X-Vault-Namespace: \(namespace)")
-        }
-        if let correlation = request.correlationID, Self.isSafeHeaderValue(correlation) {
-            appendHeader("X-Correlation-Id: \(correlation)")
-        }
-        if let token = request.token { ok = ok && appendTokenHeader(token) }
-
-        switch request.method {
-        case .get:
-            set(CURLOPT_HTTPGET, 1)
-        case .post:
-            appendHeader("Content-Type: application/json")
-            let body = request.body ?? WipedBuffer(capacity: 2)
-            if body.count == 0 { body.append("{}") }
-            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: body.count, alignment: 1)
-            body.withUnsafeBytes { copy.copyMemory(from: $0) }
-            requestBody = copy
-            set(CURLOPT_POST, 1)
-            set(CURLOPT_POSTFIELDSIZE, copy.count)
-            ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, copy.baseAddress) == CURLE_OK
-        }
-        ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeRawPointer(headers)) == CURLE_OK
         ok =
             ok
             && kms_curl_easy_setopt_write_cb(easy) { data, size, count, userp in
@@ -100,29 +67,80 @@ final class CurlTransfer {
                 let transfer = Unmanaged<CurlTransfer>.fromOpaque(userp).takeUnretainedValue()
                 return transfer.receive(UnsafeRawBufferPointer(start: data, count: size * count))
             } == CURLE_OK
+        guard ok else {
+            curl_easy_cleanup(easy)
+            return nil
+        }
+        return easy
+    }
+
+    /// Prepares `request` on `easy` (a handle from `makeHandle`, new or kept). nil if libcurl
+    /// refuses an option; the caller then discards the handle.
+    init?(
+        easy: UnsafeMutableRawPointer, request: VaultRequest, urlPrefix: String, connectTimeoutMillis: Int,
+        completion: @escaping (VaultResponse) -> Void
+    ) {
+        self.easy = easy
+        self.completion = completion
+        self.timeoutMillis = max(1, request.timeoutMillis)
+        guard configure(request, urlPrefix: urlPrefix, connectTimeoutMillis: connectTimeoutMillis) else {
+            release()
+            return nil
+        }
+    }
+
+    /// Everything that differs between requests; set on every use of the handle.
+    private func configure(_ request: VaultRequest, urlPrefix: String, connectTimeoutMillis: Int) -> Bool {
+        var ok = true
+        func set(_ option: CURLoption, _ value: Int) {
+            ok = ok && kms_curl_easy_setopt_long(easy, option, value) == CURLE_OK
+        }
+        set(CURLOPT_TIMEOUT_MS, timeoutMillis)
+        set(CURLOPT_CONNECTTIMEOUT_MS, max(1, min(connectTimeoutMillis, timeoutMillis)))
+        ok = ok && kms_curl_easy_setopt_str(easy, CURLOPT_URL, urlPrefix + request.path) == CURLE_OK
+
+        var lines = CurlHeaderBlock.Lines()
+        lines.add(CurlHeaderBlock.vaultRequest)
+        lines.add(CurlHeaderBlock.acceptJSON)
+        // No "Expect: 100-continue" round trip for bodies over 1 KiB.
+        lines.add(CurlHeaderBlock.noExpect)
+        if let namespace = request.namespace, Self.isSafeHeaderValue(namespace) {
+            lines.add(name: "X-Vault-Namespace: ", value: namespace)
+        }
+        if let correlation = request.correlationID, Self.isSafeHeaderValue(correlation) {
+            lines.add(name: "X-Correlation-Id: ", value: correlation)
+        }
+        if let token = request.token { lines.add(name: "X-Vault-Token: ", secret: token) }
+
+        switch request.method {
+        case .get:
+            // A kept handle may have posted last time: drop its body pointer, then make it a GET
+            // (POSTFIELDS switches the method to POST, HTTPGET back to GET).
+            ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, nil) == CURLE_OK
+            set(CURLOPT_POSTFIELDSIZE, -1)
+            set(CURLOPT_HTTPGET, 1)
+        case .post:
+            lines.add(CurlHeaderBlock.contentTypeJSON)
+            let copy: UnsafeMutableRawBufferPointer
+            if let body = request.body, body.count > 0 {
+                copy = .allocate(byteCount: body.count, alignment: 1)
+                body.withUnsafeBytes { copy.copyMemory(from: $0) }
+            } else {
+                copy = .allocate(byteCount: 2, alignment: 1)
+                copy.copyMemory(from: UnsafeRawBufferPointer(start: "{}", count: 2))
+            }
+            requestBody = copy
+            set(CURLOPT_POSTFIELDSIZE, copy.count)
+            ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, copy.baseAddress) == CURLE_OK
+            set(CURLOPT_POST, 1)
+        }
+        let block = CurlHeaderBlock(lines)
+        headers = block
+        ok = ok && kms_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeRawPointer(block.list)) == CURLE_OK
         ok =
             ok
             && kms_curl_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(self).toOpaque()) == CURLE_OK
         return ok
-    }
-
-    private func appendHeader(_ line: String) {
-        headers = curl_slist_append(headers, line)
-    }
-
-    /// The token header is assembled in a wiped buffer; curl_slist_append copies it and
-    /// `release()` wipes that copy.
-    private func appendTokenHeader(_ token: SecretBytes) -> Bool {
-        let line = WipedBuffer(capacity: 16 + token.count + 1)
-        line.append("X-Vault-Token: ")
-        line.append(token)
-        line.append(byte: 0)
-        let appended = line.withUnsafeBytes { raw in
-            curl_slist_append(headers, raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-        }
-        guard let appended else { return false }
-        headers = appended
-        return true
     }
 
     private func receive(_ chunk: UnsafeRawBufferPointer) -> Int {
@@ -162,21 +180,17 @@ final class CurlTransfer {
         }
     }
 
-    /// Wipes and frees everything this transfer handed to libcurl. Idempotent.
+    /// Detaches from the handle and wipes and frees everything this transfer handed to libcurl;
+    /// the handle itself is the transport's (kept for the next request or cleaned up). Idempotent.
     func release() {
         guard !released else { return }
         released = true
-        curl_easy_cleanup(easy)
-        var node = headers
-        while let current = node {
-            if let data = current.pointee.data { explicit_bzero(data, strlen(data)) }
-            node = current.pointee.next
-        }
-        curl_slist_free_all(headers)
+        _ = kms_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, nil)
+        _ = kms_curl_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, nil)
+        headers?.wipeAndFree()
         headers = nil
-        curl_slist_free_all(connectToList)
-        connectToList = nil
         if let body = requestBody {
+            _ = kms_curl_easy_setopt_ptr(easy, CURLOPT_POSTFIELDS, nil)
             explicit_bzero(body.baseAddress!, body.count)
             body.deallocate()
             requestBody = nil

@@ -87,6 +87,86 @@ struct CurlMultiTransportTests {
         #expect(answer.body == #"{"ciphertext":"vault:v1:AAAA"}"#)
     }
 
+    @Test func aReusedHandleCarriesNothingOfThePreviousRequest() throws {
+        let server = try PythonHTTPServer()
+        let loop = try EventLoop()
+        let transport = try makeTransport(loop, server.baseURL)
+        var body = JSONBodyBuilder()
+        body.string("plaintext", "c2VjcmV0")
+        let post = VaultRequest(
+            method: .post, path: "transit/encrypt/kek", body: body.finish(),
+            token: SecretBytes(Array("hvs.first-token".utf8)), namespace: "team-a", correlationID: "uid-1",
+            timeoutMillis: 5000)
+        let first = try #require(echo(perform(loop, transport, [post])[0]))
+        #expect(first.headers["x-vault-token"] == "hvs.first-token")
+        // The same handle, now a GET without token, namespace or correlation id.
+        let get = VaultRequest(method: .get, path: "sys/health", timeoutMillis: 5000)
+        let second = try #require(echo(perform(loop, transport, [get])[0]))
+        #expect(second.method == "GET")
+        #expect(second.path == "/v1/sys/health")
+        #expect(second.body == "")
+        #expect(second.headers["x-vault-token"] == nil)
+        #expect(second.headers["x-vault-namespace"] == nil)
+        #expect(second.headers["x-correlation-id"] == nil)
+        #expect(second.headers["content-type"] == nil)
+        #expect(second.headers["x-vault-request"] == "true")
+        // And a POST again, with another token and an empty body.
+        let third = try #require(
+            echo(
+                perform(
+                    loop, transport,
+                    [
+                        VaultRequest(
+                            method: .post, path: "auth/token/renew-self", token: SecretBytes(Array("hvs.second".utf8)),
+                            timeoutMillis: 5000)
+                    ])[0]))
+        #expect(third.method == "POST")
+        #expect(third.body == "{}")
+        #expect(third.headers["x-vault-token"] == "hvs.second")
+        #expect(Set([first.port, second.port, third.port]).count == 1)
+        #expect(transport.handlesCreated == 1)
+    }
+
+    @Test func concurrentRequestsGetTheirOwnHandlesAndReuseThemAfterwards() throws {
+        let server = try PythonHTTPServer()
+        let loop = try EventLoop()
+        let transport = try makeTransport(loop, server.baseURL)
+        let burst = (0..<4).map { VaultRequest(method: .get, path: "b/\($0)", timeoutMillis: 5000) }
+        #expect(perform(loop, transport, burst).compactMap(echo).count == 4)
+        #expect(transport.handlesCreated == 4)
+        #expect(perform(loop, transport, burst).compactMap(echo).map(\.path).sorted() == (0..<4).map { "/v1/b/\($0)" })
+        #expect(transport.handlesCreated == 4)
+    }
+
+    @Test func aHandleThatTimedOutServesTheNextRequestWithItsOwnTimeout() throws {
+        let server = try PythonHTTPServer()
+        let loop = try EventLoop()
+        let transport = try makeTransport(loop, server.baseURL)
+        let slow = perform(loop, transport, [VaultRequest(method: .get, path: "slow", timeoutMillis: 300)])[0]
+        #expect(slow?.transportError == .timedOut)
+        // The kept handle gets the new request's 5 s: the 2 s answer arrives.
+        let started = EventLoop.nowMillis()
+        let again = perform(loop, transport, [VaultRequest(method: .get, path: "slow", timeoutMillis: 5000)])[0]
+        #expect(echo(again)?.path == "/v1/slow")
+        #expect(EventLoop.nowMillis() - started >= 1500)
+        #expect(transport.handlesCreated == 1)
+    }
+
+    @Test func theHeaderBlockHoldsEveryLineInOrderInOneAllocation() {
+        var lines = CurlHeaderBlock.Lines()
+        lines.add(CurlHeaderBlock.vaultRequest)
+        lines.add(name: "X-Vault-Namespace: ", value: "team-a/sub")
+        lines.add(name: "X-Vault-Token: ", secret: SecretBytes(Array("hvs.abc".utf8)))
+        lines.add(CurlHeaderBlock.noExpect)
+        let block = CurlHeaderBlock(lines)
+        #expect(
+            block.lineStrings == [
+                "X-Vault-Request: true", "X-Vault-Namespace: team-a/sub", "X-Vault-Token: hvs.abc", "Expect:",
+            ])
+        block.wipeAndFree()
+        #expect(CurlHeaderBlock(CurlHeaderBlock.Lines()).list == nil)
+    }
+
     @Test func anUnsafeCorrelationIDIsNotSent() throws {
         let server = try PythonHTTPServer()
         let loop = try EventLoop()
