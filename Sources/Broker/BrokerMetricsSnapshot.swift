@@ -8,7 +8,7 @@ import VaultClient
 /// seconds and on each scrape (docs/metrics.md).
 extension BrokerService {
     func answerMetrics(_ connection: FrontConnection, _ requestID: UInt32) {
-        connection.answer(.metricsRequest, requestID, payload: metricsSnapshot().payload())
+        connection.answer(requestID, .metrics(metricsSnapshot()))
     }
 
     /// The Vault operations and the ids their call count, error count and duration travel as.

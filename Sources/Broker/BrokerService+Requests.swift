@@ -3,16 +3,28 @@ import KMSRuntime
 import Logging
 import VaultClient
 
-/// The handlers named in `DispatchTable`. Each checks the meaning of a request whose shape the
+/// The handlers of the requests `DispatchTable` admits. Each checks the meaning of a request whose shape the
 /// table has already checked, answers with a code, and never forwards Vault's text.
 extension BrokerService {
+    /// Every request the permit table admitted, by its closed type: no `default:`.
+    func handle(_ request: BrokerRequest, from connection: FrontConnection, requestID: UInt32) {
+        switch request {
+        case .hello(let hello): answerHello(connection, requestID, hello)
+        case .status: answerStatus(connection, requestID)
+        case .heartbeat: answerHeartbeat(connection, requestID)
+        case .metrics: answerMetrics(connection, requestID)
+        case .encrypt(let encrypt): startEncrypt(connection, requestID, encrypt)
+        case .decrypt(let decrypt): startDecrypt(connection, requestID, decrypt)
+        }
+    }
+
     func answerHello(_ connection: FrontConnection, _ requestID: UInt32, _ hello: HelloRequest) {
         logger.info(
             "broker.front.hello",
             metadata: ["front_version": "\(hello.frontVersion)", "connection": "\(connection.serial)"])
         let answer = HelloAnswer(
             code: .ok, brokerVersion: Self.softwareVersion, maxInFlight: UInt32(Limits.maxInFlightPerFront))
-        connection.answer(.helloRequest, requestID, payload: answer.payload())
+        connection.answer(requestID, .hello(answer))
         connection.becomeReady()
     }
 
@@ -20,17 +32,17 @@ extension BrokerService {
     func answerStatus(_ connection: FrontConnection, _ requestID: UInt32) {
         let keyID = keyProbe.cache.activeKeyID?.description ?? ""
         let answer = StatusAnswer(code: .ok, healthz: healthReason, keyID: keyID)
-        connection.answer(.statusRequest, requestID, payload: answer.payload())
+        connection.answer(requestID, .status(answer))
     }
 
     func answerHeartbeat(_ connection: FrontConnection, _ requestID: UInt32) {
-        connection.answer(.heartbeatRequest, requestID, payload: HeartbeatAnswer(code: .ok).payload())
+        connection.answer(requestID, .heartbeat(HeartbeatAnswer(code: .ok)))
     }
 
     /// Encrypts with the active version, named explicitly, and answers that version's key_id.
     func startEncrypt(_ connection: FrontConnection, _ requestID: UInt32, _ request: EncryptRequest) {
         func fail(_ code: BrokerErrorCode) {
-            connection.answer(.encryptRequest, requestID, payload: EncryptAnswer(code: code).payload())
+            connection.answer(requestID, .encrypt(EncryptAnswer(code: code)))
         }
         // After a rollback the active version may now be another key under the same name.
         guard lifecycle == .running, tokens.currentToken != nil, !keyProbe.cache.rolledBack,
@@ -46,7 +58,7 @@ extension BrokerService {
             switch result {
             case .success(let ciphertext):
                 let answer = EncryptAnswer(code: .ok, ciphertext: ciphertext, keyID: keyID.description)
-                connection.answer(.encryptRequest, requestID, payload: answer.payload())
+                connection.answer(requestID, .encrypt(answer))
             case .failure(let error):
                 self?.logVaultFailure("encrypt", error, started: started)
                 fail(error.code)
@@ -68,7 +80,7 @@ extension BrokerService {
                         "reason": "\(reason)", "connection": "\(connection.serial)", "suppressed": "\(suppressed)",
                     ])
             }
-            connection.answer(.decryptRequest, requestID, payload: DecryptAnswer(code: code).payload())
+            connection.answer(requestID, .decrypt(DecryptAnswer(code: code)))
         }
         guard lifecycle == .running, tokens.currentToken != nil else { return fail(.notReady) }
         guard let prefix = VaultCiphertextPrefix(parsing: request.ciphertext),
@@ -103,8 +115,7 @@ extension BrokerService {
                 switch result {
                 case .success(let plaintext):
                     if requested == nil { self.countForeignRead(version: prefix.version) }
-                    connection.answer(
-                        .decryptRequest, requestID, payload: DecryptAnswer(code: .ok, plaintext: plaintext).payload())
+                    connection.answer(requestID, .decrypt(DecryptAnswer(code: .ok, plaintext: plaintext)))
                 case .failure(let error):
                     self.logVaultFailure("decrypt", error, started: started)
                     fail(error.code)

@@ -8,63 +8,36 @@ enum FrontState: Hashable, Sendable {
     case ready
 }
 
-/// One row of the dispatch table: in which states a request type is allowed, whether it may come
-/// only once per connection, and how its payload is decoded and handed to the service (handlers of
-/// requests that wait for Vault take an in-flight slot: `FrontConnection.beginVaultRequest`).
+/// One row of the permit table: in which states a request type is allowed and whether it may come
+/// only once per connection. The payload's shape is broker protocol v1's (`BrokerRequest.decode`,
+/// KMSCore); its meaning is the handler's (`BrokerService.handle`).
 struct DispatchRule: Sendable {
-    typealias Dispatch =
-        @Sendable (_ service: BrokerService, _ connection: FrontConnection, _ requestID: UInt32, _ payload: [UInt8])
-        throws(BrokerProtocolError) -> Void
-
     let allowedStates: Set<FrontState>
     let onceOnly: Bool
-    /// Decodes the payload exactly (limits, no trailing bytes) and, only if that succeeds, calls
-    /// the handler. A decode error closes the connection.
-    let dispatch: Dispatch
 }
 
 /// The broker denies by default: a request type that is not in this table (answer types,
 /// anything unknown) closes the connection. There is no `default:` anywhere on this path.
 enum DispatchTable {
     static let rules: [BrokerMessageType: DispatchRule] = [
-        .helloRequest: DispatchRule(allowedStates: [.awaitingHello], onceOnly: true) {
-            service, connection, requestID, payload throws(BrokerProtocolError) in
-            service.answerHello(connection, requestID, try HelloRequest.decode(payload))
-        },
-        .statusRequest: DispatchRule(allowedStates: [.ready], onceOnly: false) {
-            service, connection, requestID, payload throws(BrokerProtocolError) in
-            try decodeEmptyRequest(payload)
-            service.answerStatus(connection, requestID)
-        },
-        .heartbeatRequest: DispatchRule(allowedStates: [.ready], onceOnly: false) {
-            service, connection, requestID, payload throws(BrokerProtocolError) in
-            try decodeEmptyRequest(payload)
-            service.answerHeartbeat(connection, requestID)
-        },
-        .metricsRequest: DispatchRule(allowedStates: [.ready], onceOnly: false) {
-            service, connection, requestID, payload throws(BrokerProtocolError) in
-            try decodeEmptyRequest(payload)
-            service.answerMetrics(connection, requestID)
-        },
-        .encryptRequest: DispatchRule(allowedStates: [.ready], onceOnly: false) {
-            service, connection, requestID, payload throws(BrokerProtocolError) in
-            service.startEncrypt(connection, requestID, try EncryptRequest.decode(payload))
-        },
-        .decryptRequest: DispatchRule(allowedStates: [.ready], onceOnly: false) {
-            service, connection, requestID, payload throws(BrokerProtocolError) in
-            service.startDecrypt(connection, requestID, try DecryptRequest.decode(payload))
-        },
+        .helloRequest: DispatchRule(allowedStates: [.awaitingHello], onceOnly: true),
+        .statusRequest: DispatchRule(allowedStates: [.ready], onceOnly: false),
+        .heartbeatRequest: DispatchRule(allowedStates: [.ready], onceOnly: false),
+        .metricsRequest: DispatchRule(allowedStates: [.ready], onceOnly: false),
+        .encryptRequest: DispatchRule(allowedStates: [.ready], onceOnly: false),
+        .decryptRequest: DispatchRule(allowedStates: [.ready], onceOnly: false),
     ]
 
     /// What to do with one packet from the front.
     enum Verdict {
-        /// Shape and state are acceptable: run `rule.dispatch` (which still checks the payload).
-        case admit(BrokerFrame, DispatchRule)
+        /// Header, state and payload are acceptable: hand `request` to the service.
+        case admit(requestID: UInt32, request: BrokerRequest, rule: DispatchRule)
         /// Close the connection; `type` is the header's type when it could be read.
         case reject(reason: String, type: String)
     }
 
-    /// Checks the header and the connection state before any payload is looked at.
+    /// Checks the header and the connection state before any payload is looked at, then decodes
+    /// the payload exactly (`BrokerRequest.decode`).
     static func admit(packet: [UInt8], state: FrontState, seen: Set<BrokerMessageType>) -> Verdict {
         let frame: BrokerFrame
         do {
@@ -81,6 +54,10 @@ enum DispatchTable {
         guard !(rule.onceOnly && seen.contains(frame.type)) else {
             return .reject(reason: "request allowed only once per connection", type: typeName)
         }
-        return .admit(frame, rule)
+        do throws(BrokerProtocolError) {
+            return .admit(requestID: frame.requestID, request: try BrokerRequest.decode(frame), rule: rule)
+        } catch {
+            return .reject(reason: error.description, type: typeName)
+        }
     }
 }

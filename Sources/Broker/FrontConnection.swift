@@ -101,13 +101,9 @@ final class FrontConnection {
         switch DispatchTable.admit(packet: packet, state: state, seen: seenOnce) {
         case .reject(let reason, let type):
             reject(reason: reason, type: type)
-        case .admit(let frame, let rule):
-            if rule.onceOnly { seenOnce.insert(frame.type) }
-            do throws(BrokerProtocolError) {
-                try rule.dispatch(service, self, frame.requestID, frame.payload)
-            } catch {
-                reject(reason: error.description, type: "\(frame.type)")
-            }
+        case .admit(let requestID, let request, let rule):
+            if rule.onceOnly { seenOnce.insert(request.type) }
+            service.handle(request, from: self, requestID: requestID)
         }
     }
 
@@ -131,11 +127,12 @@ final class FrontConnection {
 
     // MARK: output
 
-    /// Sends the answer to `request` (type request + 1, same request id). Dropped silently if the
-    /// connection has been closed meanwhile.
-    func answer(_ request: BrokerMessageType, _ requestID: UInt32, payload: [UInt8]) {
-        guard isOpen, let answerType = request.answerType else { return }
-        let packet = BrokerFrame(type: answerType, requestID: requestID, payload: payload).encoded()
+    /// Sends the answer to request `requestID`. Dropped silently if the connection has been
+    /// closed meanwhile.
+    func answer(_ requestID: UInt32, _ answer: BrokerAnswer) {
+        guard isOpen else { return }
+        let answerType = answer.type
+        let packet = answer.encode(requestID: requestID)
         if queuedAnswers.isEmpty && UnixSocket.sendPacket(fd, packet) { return }
         if errno != EAGAIN && errno != EWOULDBLOCK && queuedAnswers.isEmpty {
             return close(reason: "send failed: \(SystemError("send"))")

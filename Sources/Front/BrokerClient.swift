@@ -31,8 +31,8 @@ final class BrokerClient {
 
     /// The broker answered HELLO with `ok`.
     var onReady: ((HelloAnswer) -> Void)?
-    /// An answer to a request issued by `send`, already checked against its request.
-    var onAnswer: ((UInt32, BrokerFrame) -> Void)?
+    /// An answer to a request issued by `send`, decoded and checked against its request.
+    var onAnswer: ((UInt32, BrokerAnswer) -> Void)?
     /// The connection is unusable (closed, malformed packet, refused HELLO): one reason to log.
     var onFailure: ((String) -> Void)?
 
@@ -66,18 +66,16 @@ final class BrokerClient {
         try UnixSocket.setNonBlocking(fd)
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         try loop.register(fd: fd, events: .readable) { [unowned self] events in self.handle(events) }
-        let id = table.issue(.helloRequest)
-        transmit(
-            BrokerFrame(type: .helloRequest, requestID: id, payload: HelloRequest(frontVersion: frontVersion).payload())
-        )
+        let hello = BrokerRequest.hello(HelloRequest(frontVersion: frontVersion))
+        transmit(hello.encode(requestID: table.issue(hello.type)))
     }
 
     /// Sends a request; nil when not ready or at the broker's in-flight limit (which counts the
     /// requests of calls already gone, until the broker answers them or they are forgotten).
-    func send(_ type: BrokerMessageType, payload: [UInt8]) -> UInt32? {
+    func send(_ request: BrokerRequest) -> UInt32? {
         guard case .ready(let maxInFlight) = state, table.count < maxInFlight else { return nil }
-        let id = table.issue(type)
-        transmit(BrokerFrame(type: type, requestID: id, payload: payload))
+        let id = table.issue(request.type)
+        transmit(request.encode(requestID: id))
         return id
     }
 
@@ -95,8 +93,7 @@ final class BrokerClient {
 
     // MARK: Sending
 
-    private func transmit(_ frame: BrokerFrame) {
-        let packet = frame.encoded()
+    private func transmit(_ packet: [UInt8]) {
         guard queueHead == queue.count else {
             queue.append(packet)
             return
@@ -171,18 +168,20 @@ final class BrokerClient {
         switch table.accept(type: frame.type, requestID: frame.requestID) {
         case .violation(let reason): fail(reason)
         case .late: logger.debug("broker.late_answer", metadata: ["request_id": "\(frame.requestID)"])
-        case .deliver(.helloAnswer): helloAnswered(frame)
-        case .deliver: onAnswer?(frame.requestID, frame)
+        case .deliver(let request):
+            // Decoded even when its call is gone: a malformed answer is a protocol error.
+            let answer: BrokerAnswer
+            do throws(BrokerProtocolError) {
+                answer = try BrokerAnswer.decode(frame, answering: request)
+            } catch {
+                return fail("malformed \(frame.type) answer: \(error)")
+            }
+            if case .hello(let hello) = answer { return helloAnswered(hello) }
+            onAnswer?(frame.requestID, answer)
         }
     }
 
-    private func helloAnswered(_ frame: BrokerFrame) {
-        let answer: HelloAnswer
-        do throws(BrokerProtocolError) {
-            answer = try HelloAnswer.decode(frame.payload)
-        } catch {
-            return fail("malformed HELLO answer: \(error)")
-        }
+    private func helloAnswered(_ answer: HelloAnswer) {
         guard answer.code == .ok else { return fail("broker refused HELLO: \(answer.code)") }
         let limit = answer.maxInFlight == 0 ? Limits.maxInFlightPerFront : Int(answer.maxInFlight)
         state = .ready(maxInFlight: min(limit, Limits.maxInFlightPerFront))

@@ -1,7 +1,7 @@
 import KMSCore
 
 /// The front's record of its broker requests: which ids it has issued and which answer type each
-/// outstanding one expects. It decides, for every answer, whether it is deliverable, a harmless
+/// outstanding one answers (the answer type legal for it is `BrokerProtocol.pairs`). It decides, for every answer, whether it is deliverable, a harmless
 /// late answer, or a protocol violation (which ends the front: the broker restarts it).
 ///
 /// Late answers: when a call's deadline passes (or its client goes away) before the broker
@@ -16,7 +16,8 @@ import KMSCore
 /// the front never issued is always a violation.
 struct BrokerRequestTable {
     enum Verdict: Equatable {
-        case deliver(BrokerMessageType)
+        /// Deliverable: the answer to a request of this type.
+        case deliver(request: BrokerMessageType)
         case late
         case violation(String)
     }
@@ -31,12 +32,12 @@ struct BrokerRequestTable {
 
     var count: Int { outstanding.count }
 
-    /// Issues a request id for a request of `type`; remembers the answer type it expects.
+    /// Issues a request id for a request of `type`; remembers the type.
     mutating func issue(_ type: BrokerMessageType) -> UInt32 {
         while nextID == 0 || outstanding[nextID] != nil { advance() }
         let id = nextID
         advance()
-        outstanding[id] = type.answerType
+        outstanding[id] = type
         return id
     }
 
@@ -52,13 +53,13 @@ struct BrokerRequestTable {
     /// Checks an incoming frame's type and request id against the table.
     mutating func accept(type: BrokerMessageType, requestID: UInt32) -> Verdict {
         guard !type.isRequest else { return .violation("broker sent request type \(type.rawValue)") }
-        if let expected = outstanding[requestID] {
-            guard expected == type else {
+        if let request = outstanding[requestID] {
+            guard request.answerType == type else {
                 return .violation(
-                    "answer type \(type.rawValue) for request \(requestID) expecting \(expected.rawValue)")
+                    "answer type \(type.rawValue) for request \(requestID) of type \(request.rawValue)")
             }
             outstanding[requestID] = nil
-            return .deliver(type)
+            return .deliver(request: request)
         }
         return wasIssued(requestID) ? .late : .violation("answer for request \(requestID) never sent")
     }

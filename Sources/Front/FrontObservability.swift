@@ -27,7 +27,7 @@ final class FrontObservability {
     private let grpc: GRPCServer
     private var servers: [HealthServer] = []
     /// Our own broker requests (the gRPC calls' requests are GRPCServer's).
-    private var pending: [UInt32: (BrokerFrame?) -> Void] = [:]
+    private var pending: [UInt32: (BrokerAnswer?) -> Void] = [:]
     private var lastHeartbeatMillis: Int64?
     private var lastMetrics: (answer: MetricsAnswer, atMillis: Int64)?
     private var pollTimer: EventLoop.TimerID?
@@ -115,9 +115,9 @@ final class FrontObservability {
     }
 
     /// Takes a broker answer if it belongs to one of our requests.
-    func brokerAnswered(requestID: UInt32, frame: BrokerFrame) -> Bool {
+    func brokerAnswered(requestID: UInt32, answer: BrokerAnswer) -> Bool {
         guard let completion = pending.removeValue(forKey: requestID) else { return false }
-        completion(frame)
+        completion(answer)
         return true
     }
 
@@ -132,30 +132,25 @@ final class FrontObservability {
     }
 
     private func poll() {
-        ask(.heartbeatRequest) { [weak self] frame in
-            guard let self, let frame, (try? HeartbeatAnswer.decode(frame.payload))?.code == .ok else { return }
+        ask(.heartbeat) { [weak self] answer in
+            guard let self, case .heartbeat(let heartbeat) = answer, heartbeat.code == .ok else { return }
             self.lastHeartbeatMillis = EventLoop.nowMillis()
         }
         refreshMetrics { _ in }
     }
 
     private func refreshMetrics(_ completion: @escaping (Bool) -> Void) {
-        ask(.metricsRequest) { [weak self] frame in
-            guard let self, let frame else { return completion(false) }
-            do throws(BrokerProtocolError) {
-                self.lastMetrics = (try MetricsAnswer.decode(frame.payload), EventLoop.nowMillis())
-                completion(true)
-            } catch {
-                completion(false)
-                self.broker.fail("malformed METRICS answer: \(error)")
-            }
+        ask(.metrics) { [weak self] answer in
+            guard let self, case .metrics(let metrics) = answer else { return completion(false) }
+            self.lastMetrics = (metrics, EventLoop.nowMillis())
+            completion(true)
         }
     }
 
     /// Sends an empty-payload request; `completion` gets the answer, or nil when the broker is
     /// not ready or did not answer within `brokerAnswerWaitMillis` (each is called once).
-    private func ask(_ type: BrokerMessageType, completion: @escaping (BrokerFrame?) -> Void) {
-        guard let id = broker.send(type, payload: []) else { return completion(nil) }
+    private func ask(_ request: BrokerRequest, completion: @escaping (BrokerAnswer?) -> Void) {
+        guard let id = broker.send(request) else { return completion(nil) }
         pending[id] = completion
         loop.schedule(afterMillis: Self.brokerAnswerWaitMillis) { [weak self] in
             guard let self, let late = self.pending.removeValue(forKey: id) else { return }
@@ -199,8 +194,8 @@ final class FrontObservability {
     /// 0 in `--vault-address` order), read from a METRICS asked right after; with one address the
     /// body is the healthz line alone, as it always was.
     private func deepReadiness(_ respond: @escaping (HTTPResponse) -> Void) {
-        ask(.statusRequest) { [weak self] frame in
-            guard let frame, let answer = try? StatusAnswer.decode(frame.payload) else {
+        ask(.status) { [weak self] answer in
+            guard case .status(let answer) = answer else {
                 return respond(HTTPResponse(status: 503, body: "broker did not answer\n"))
             }
             let healthz = answer.code == .ok ? answer.healthz : "broker: \(answer.code)"

@@ -165,22 +165,20 @@ extension GRPCServer {
 
     /// A broker answer to `stream`: true when it says "starting" and the call will be sent again
     /// (it then must not be answered now).
-    func brokerStarting(answer payload: [UInt8], method: KMSMethod, stream: GRPCStream, on connection: HTTP2Connection)
-        -> Bool
-    {
+    func brokerStarting(answer: BrokerAnswer, stream: GRPCStream, on connection: HTTP2Connection) -> Bool {
         let starting: Bool
-        switch method {
-        case .status:
-            guard let answer = try? StatusAnswer.decode(payload), answer.code == .ok else { return false }
+        switch answer {
+        case .status(let status):
+            guard status.code == .ok else { return false }
             // Only a healthy Status closes the startup window; a failing reason is answered as is.
-            guard StartingHealth.isStarting(answer.healthz) else {
-                if answer.healthz == "ok" { brokerWait.servedSinceReady = true }
+            guard StartingHealth.isStarting(status.healthz) else {
+                if status.healthz == "ok" { brokerWait.servedSinceReady = true }
                 if stream.hasWaited { brokerWait.figures.served += 1 }
                 return false
             }
             starting = true
-        case .encrypt: starting = (try? EncryptAnswer.decode(payload))?.code == .notReady
-        case .decrypt: starting = (try? DecryptAnswer.decode(payload))?.code == .notReady
+        case .encrypt, .decrypt: starting = answer.code == .notReady
+        case .hello, .metrics, .heartbeat: return false
         }
         let now = EventLoop.nowMillis()
         guard starting else {

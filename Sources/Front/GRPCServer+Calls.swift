@@ -77,7 +77,7 @@ extension GRPCServer: HTTP2ConnectionDelegate {
             if brokerWait.reconnectPending { return waitForBroker(stream, on: connection) }
             return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .notReady)))
         }
-        guard let requestID = broker.send(call.type, payload: call.payload) else {
+        guard let requestID = broker.send(call.request) else {
             return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .tooManyRequests)))
         }
         stream.brokerRequestID = requestID
@@ -104,16 +104,9 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         connectionClosed(connection)
     }
 
-    /// A broker answer, already checked by the BrokerClient against its request id and type.
-    /// The payload is decoded even when the call is gone: a malformed answer is a protocol error.
-    func brokerAnswered(requestID: UInt32, frame: BrokerFrame) {
+    /// A broker answer, already decoded and checked by the BrokerClient against its request.
+    func brokerAnswered(requestID: UInt32, answer: BrokerAnswer) {
         guard let route = calls.removeValue(forKey: requestID) else { return }
-        let outcome: Result<[UInt8], GRPCStatus>
-        do throws(BrokerProtocolError) {
-            outcome = try KMSService.response(for: route.method, answer: frame.payload)
-        } catch {
-            return broker.fail("malformed \(route.method.rawValue) answer: \(error)")
-        }
         guard let connection = connections[route.connectionID], let stream = connection.streams[route.streamID],
             stream.brokerRequestID == requestID, !stream.answered
         else {
@@ -121,8 +114,8 @@ extension GRPCServer: HTTP2ConnectionDelegate {
             return
         }
         stream.brokerRequestID = nil
-        if brokerStarting(answer: frame.payload, method: route.method, stream: stream, on: connection) { return }
-        complete(stream, on: connection, with: outcome)
+        if brokerStarting(answer: answer, stream: stream, on: connection) { return }
+        complete(stream, on: connection, with: KMSService.response(to: answer))
     }
 
     private func deadlineExpired(connectionID: UInt64, streamID: Int32) {

@@ -23,21 +23,11 @@ public enum KMSMethod: String, Sendable, CaseIterable {
     }
 
     public var path: String { Self.servicePrefix + rawValue }
-
-    /// The broker request this method is forwarded as.
-    public var brokerRequestType: BrokerMessageType {
-        switch self {
-        case .status: .statusRequest
-        case .encrypt: .encryptRequest
-        case .decrypt: .decryptRequest
-        }
-    }
 }
 
 /// One broker request built from a validated gRPC request.
 public struct BrokerCall: Equatable, Sendable {
-    public var type: BrokerMessageType
-    public var payload: [UInt8]
+    public var request: BrokerRequest
     /// The request's uid, for the call log line (empty for Status).
     public var uid: String
 }
@@ -63,22 +53,20 @@ public enum KMSService {
         switch method {
         case .status:
             _ = try decode(V2_StatusRequest.self, message)
-            return BrokerCall(type: .statusRequest, payload: [], uid: "")
+            return BrokerCall(request: .status, uid: "")
         case .encrypt:
             let request = try decode(V2_EncryptRequest.self, message)
             try validate(request)
-            let payload = EncryptRequest(
-                deadlineMillis: deadlineMillis, uid: request.uid, plaintext: Array(request.plaintext)
-            ).payload()
-            return BrokerCall(type: .encryptRequest, payload: payload, uid: request.uid)
+            let forwarded = EncryptRequest(
+                deadlineMillis: deadlineMillis, uid: request.uid, plaintext: Array(request.plaintext))
+            return BrokerCall(request: .encrypt(forwarded), uid: request.uid)
         case .decrypt:
             let request = try decode(V2_DecryptRequest.self, message)
             try validate(request)
-            let payload = DecryptRequest(
+            let forwarded = DecryptRequest(
                 deadlineMillis: deadlineMillis, uid: request.uid, keyID: request.keyID,
-                ciphertext: Array(request.ciphertext)
-            ).payload()
-            return BrokerCall(type: .decryptRequest, payload: payload, uid: request.uid)
+                ciphertext: Array(request.ciphertext))
+            return BrokerCall(request: .decrypt(forwarded), uid: request.uid)
         }
     }
 
@@ -109,14 +97,11 @@ public enum KMSService {
         }
     }
 
-    /// Turns a broker answer payload into the serialized response message, or the gRPC status to
-    /// answer with. A payload that does not decode is a broker protocol error (thrown).
-    public static func response(
-        for method: KMSMethod, answer payload: [UInt8]
-    ) throws(BrokerProtocolError) -> Result<[UInt8], GRPCStatus> {
-        switch method {
-        case .status:
-            let answer = try StatusAnswer.decode(payload)
+    /// Turns a broker answer (decoded and checked against its request by BrokerClient) into the
+    /// serialized response message, or the gRPC status to answer with.
+    public static func response(to answer: BrokerAnswer) -> Result<[UInt8], GRPCStatus> {
+        switch answer {
+        case .status(let answer):
             var response = V2_StatusResponse()
             response.version = protocolVersion
             if answer.code == .ok {
@@ -127,19 +112,20 @@ public enum KMSService {
                 response.healthz = "broker: \(answer.code)"
             }
             return serialize(response)
-        case .encrypt:
-            let answer = try EncryptAnswer.decode(payload)
+        case .encrypt(let answer):
             guard answer.code == .ok else { return .failure(GRPCStatus(brokerCode: answer.code)) }
             var response = V2_EncryptResponse()
             response.ciphertext = Data(answer.ciphertext)
             response.keyID = answer.keyID
             return serialize(response)
-        case .decrypt:
-            let answer = try DecryptAnswer.decode(payload)
+        case .decrypt(let answer):
             guard answer.code == .ok else { return .failure(GRPCStatus(brokerCode: answer.code)) }
             var response = V2_DecryptResponse()
             response.plaintext = Data(answer.plaintext)
             return serialize(response)
+        case .hello, .metrics, .heartbeat:
+            // Not the answer to a KMS method's request; BrokerClient never delivers one here.
+            return .failure(GRPCStatus(.internal, "broker answer of the wrong type"))
         }
     }
 

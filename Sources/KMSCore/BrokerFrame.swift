@@ -55,7 +55,8 @@ public struct BrokerFrame: Equatable, Sendable {
     }
 }
 
-/// Message types. Requests are even, answers are odd and equal to their request + 1.
+/// Message types (the header's type byte). Requests are even and answers odd, each answer its
+/// request + 1; which answer is legal for which request is `BrokerProtocol.pairs`, not arithmetic.
 public enum BrokerMessageType: UInt8, Sendable, CaseIterable {
     case helloRequest = 0x02
     case helloAnswer = 0x03
@@ -70,10 +71,9 @@ public enum BrokerMessageType: UInt8, Sendable, CaseIterable {
     case heartbeatRequest = 0x0C
     case heartbeatAnswer = 0x0D
 
-    public var isRequest: Bool { rawValue & 1 == 0 }
+    /// A type the front sends (a request column of `BrokerProtocol.pairs`).
+    public var isRequest: Bool { BrokerProtocol.pairs.contains { $0.request == self } }
 
-    /// The answer type paired with a request type.
-    public var answerType: BrokerMessageType? {
-        isRequest ? BrokerMessageType(rawValue: rawValue + 1) : nil
-    }
+    /// The one answer type legal for a request type (nil for an answer type).
+    public var answerType: BrokerMessageType? { BrokerProtocol.pairs.first { $0.request == self }?.answer }
 }

@@ -1,6 +1,7 @@
-/// The typed messages of broker protocol v1 (docs/PROTOCOL.md, "Messages"). Every decoder
-/// checks each field against its limit and refuses trailing bytes; there is no general-purpose
-/// decoder on the privileged side.
+/// The typed messages of broker protocol v1 (docs/PROTOCOL.md, "Messages"). Each reader checks
+/// every field against its limit; the check that no byte is left over is made once, for every
+/// message, by `BrokerRequest.decode` / `BrokerAnswer.decode` (BrokerProtocol.swift), the only
+/// entry points. There is no general-purpose decoder on the privileged side.
 
 /// HELLO, front -> broker, first message on a connection. Sent once the front is serving its
 /// KMS socket, so in the spawn topology it doubles as the front's readiness report.
@@ -15,11 +16,9 @@ public struct HelloRequest: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> HelloRequest {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let version = try reader.field(limit: Limits.maxVersionStringBytes, name: "front_version")
-        try reader.finish()
-        return HelloRequest(frontVersion: try utf8(version, name: "front_version"))
+        self = HelloRequest(frontVersion: try utf8(version, name: "front_version"))
     }
 }
 
@@ -44,14 +43,15 @@ public struct HelloAnswer: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> HelloAnswer {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let code = try answerCode(&reader)
-        guard code == .ok else { try reader.finish(); return HelloAnswer(code: code) }
+        guard code == .ok else {
+            self = HelloAnswer(code: code)
+            return
+        }
         let version = try reader.field(limit: Limits.maxVersionStringBytes, name: "broker_version")
         let maxInFlight = try reader.u32()
-        try reader.finish()
-        return HelloAnswer(
+        self = HelloAnswer(
             code: code, brokerVersion: try utf8(version, name: "broker_version"), maxInFlight: maxInFlight)
     }
 }
@@ -77,14 +77,15 @@ public struct StatusAnswer: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> StatusAnswer {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let code = try answerCode(&reader)
-        guard code == .ok else { try reader.finish(); return StatusAnswer(code: code) }
+        guard code == .ok else {
+            self = StatusAnswer(code: code)
+            return
+        }
         let healthz = try reader.field(limit: Limits.maxHealthzBytes, name: "healthz")
         let keyID = try reader.field(limit: Limits.maxKeyIDBytes, name: "key_id")
-        try reader.finish()
-        return StatusAnswer(
+        self = StatusAnswer(
             code: code, healthz: try utf8(healthz, name: "healthz"), keyID: try utf8(keyID, name: "key_id"))
     }
 }
@@ -110,14 +111,12 @@ public struct EncryptRequest: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> EncryptRequest {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let deadline = try reader.u32()
         let uid = try reader.field(limit: Limits.maxUIDBytes, name: "uid")
         let plaintext = try reader.field(limit: Limits.maxPlaintextBytes, name: "plaintext")
-        try reader.finish()
         guard !plaintext.isEmpty else { throw .fieldEmpty("plaintext") }
-        return EncryptRequest(deadlineMillis: deadline, uid: try utf8(uid, name: "uid"), plaintext: plaintext)
+        self = EncryptRequest(deadlineMillis: deadline, uid: try utf8(uid, name: "uid"), plaintext: plaintext)
     }
 }
 
@@ -142,16 +141,17 @@ public struct EncryptAnswer: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> EncryptAnswer {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let code = try answerCode(&reader)
-        guard code == .ok else { try reader.finish(); return EncryptAnswer(code: code) }
+        guard code == .ok else {
+            self = EncryptAnswer(code: code)
+            return
+        }
         let ciphertext = try reader.field(limit: Limits.maxCiphertextBytes, name: "ciphertext")
         let keyID = try reader.field(limit: Limits.maxKeyIDBytes, name: "key_id")
-        try reader.finish()
         guard !ciphertext.isEmpty else { throw .fieldEmpty("ciphertext") }
         guard !keyID.isEmpty else { throw .fieldEmpty("key_id") }
-        return EncryptAnswer(code: code, ciphertext: ciphertext, keyID: try utf8(keyID, name: "key_id"))
+        self = EncryptAnswer(code: code, ciphertext: ciphertext, keyID: try utf8(keyID, name: "key_id"))
     }
 }
 
@@ -178,16 +178,14 @@ public struct DecryptRequest: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> DecryptRequest {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let deadline = try reader.u32()
         let uid = try reader.field(limit: Limits.maxUIDBytes, name: "uid")
         let keyID = try reader.field(limit: Limits.maxKeyIDBytes, name: "key_id")
         let ciphertext = try reader.field(limit: Limits.maxCiphertextBytes, name: "ciphertext")
-        try reader.finish()
         guard !keyID.isEmpty else { throw .fieldEmpty("key_id") }
         guard !ciphertext.isEmpty else { throw .fieldEmpty("ciphertext") }
-        return DecryptRequest(
+        self = DecryptRequest(
             deadlineMillis: deadline, uid: try utf8(uid, name: "uid"), keyID: try utf8(keyID, name: "key_id"),
             ciphertext: ciphertext)
     }
@@ -211,13 +209,14 @@ public struct DecryptAnswer: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> DecryptAnswer {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let code = try answerCode(&reader)
-        guard code == .ok else { try reader.finish(); return DecryptAnswer(code: code) }
+        guard code == .ok else {
+            self = DecryptAnswer(code: code)
+            return
+        }
         let plaintext = try reader.field(limit: Limits.maxPlaintextBytes, name: "plaintext")
-        try reader.finish()
-        return DecryptAnswer(code: code, plaintext: plaintext)
+        self = DecryptAnswer(code: code, plaintext: plaintext)
     }
 }
 
@@ -229,17 +228,10 @@ public struct HeartbeatAnswer: Equatable, Sendable {
 
     public func payload() -> [UInt8] { [code.rawValue] }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> HeartbeatAnswer {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let code = try answerCode(&reader)
-        try reader.finish()
-        return HeartbeatAnswer(code: code)
+        self = HeartbeatAnswer(code: code)
     }
-}
-
-/// Requests with no fields (STATUS, HEARTBEAT, METRICS) must have an empty payload.
-public func decodeEmptyRequest(_ payload: [UInt8]) throws(BrokerProtocolError) {
-    guard payload.isEmpty else { throw .trailingBytes(payload.count) }
 }
 
 private func answerCode(_ reader: inout ByteReader) throws(BrokerProtocolError) -> BrokerErrorCode {

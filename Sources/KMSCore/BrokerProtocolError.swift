@@ -13,6 +13,7 @@ public enum BrokerProtocolError: Error, Equatable, Sendable, CustomStringConvert
     case invalidUTF8(StaticString)
     case unknownErrorCode(UInt8)
     case unexpectedDirection(UInt8)
+    case unpairedAnswer(answer: UInt8, request: UInt8)
     case unknownMetricID(UInt16)
     case duplicateMetricID(UInt16)
 
@@ -33,6 +34,7 @@ public enum BrokerProtocolError: Error, Equatable, Sendable, CustomStringConvert
         case .invalidUTF8(let name): "field \(name) is not UTF-8"
         case .unknownErrorCode(let code): "unknown error code \(code)"
         case .unexpectedDirection(let type): "message type \(type) not allowed in this direction"
+        case .unpairedAnswer(let answer, let request): "answer type \(answer) for a request of type \(request)"
         case .unknownMetricID(let id): "unknown metric id \(id)"
         case .duplicateMetricID(let id): "metric id \(id) repeated"
         }

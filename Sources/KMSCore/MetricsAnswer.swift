@@ -31,13 +31,12 @@ public struct MetricsAnswer: Equatable, Sendable {
         return writer.bytes
     }
 
-    public static func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> MetricsAnswer {
-        var reader = ByteReader(payload)
+    init(reading reader: inout ByteReader) throws(BrokerProtocolError) {
         let rawCode = try reader.u8()
         guard let code = BrokerErrorCode(rawValue: rawCode) else { throw .unknownErrorCode(rawCode) }
         guard code == .ok else {
-            try reader.finish()
-            return MetricsAnswer(code: code)
+            self = MetricsAnswer(code: code)
+            return
         }
         let openssl = try reader.field(limit: Limits.maxVersionStringBytes, name: "openssl_version")
         guard let opensslVersion = String(validating: openssl, as: UTF8.self) else {
@@ -52,8 +51,7 @@ public struct MetricsAnswer: Equatable, Sendable {
             guard values[id] == nil else { throw .duplicateMetricID(raw) }
             values[id] = try reader.u64()
         }
-        try reader.finish()
-        return MetricsAnswer(code: code, opensslVersion: opensslVersion, values: values)
+        self = MetricsAnswer(code: code, opensslVersion: opensslVersion, values: values)
     }
 }
 

@@ -12,7 +12,7 @@ struct BrokerMetricsSnapshotTests {
         harness.send(.metricsRequest, id: id)
         let frame = try #require(harness.waitForAnswer(id: id))
         #expect(frame.type == .metricsAnswer)
-        return try MetricsAnswer.decode(frame.payload)
+        return try #require(try frame.answer().metrics)
     }
 
     @Test func metricsAfterLoginReportTokenKeyAndVaultCallCounts() throws {

@@ -17,7 +17,7 @@ struct BrokerRequestTests {
         harness.send(
             .encryptRequest, id: id,
             payload: EncryptRequest(deadlineMillis: 3000, uid: "uid-\(id)", plaintext: plaintext).payload())
-        return try harness.waitForAnswer(id: id).map { try EncryptAnswer.decode($0.payload) }
+        return try harness.waitForAnswer(id: id).flatMap { try $0.answer().encrypt }
     }
 
     private func decrypt(_ harness: BrokerHarness, id: UInt32, keyID: String, ciphertext: [UInt8]) throws
@@ -27,7 +27,7 @@ struct BrokerRequestTests {
             .decryptRequest, id: id,
             payload: DecryptRequest(deadlineMillis: 3000, uid: "uid-\(id)", keyID: keyID, ciphertext: ciphertext)
                 .payload())
-        return try harness.waitForAnswer(id: id).map { try DecryptAnswer.decode($0.payload) }
+        return try harness.waitForAnswer(id: id).flatMap { try $0.answer().decrypt }
     }
 
     @Test func helloAnswerEchoesTheRequestIDAndAnnouncesTheInFlightLimit() throws {
@@ -35,7 +35,7 @@ struct BrokerRequestTests {
         harness.send(.helloRequest, id: 41, payload: HelloRequest(frontVersion: "f").payload())
         let frame = try #require(harness.waitForAnswer(id: 41))
         #expect(frame.type == .helloAnswer)
-        let answer = try HelloAnswer.decode(frame.payload)
+        let answer = try #require(try frame.answer().hello)
         #expect(answer.code == .ok)
         #expect(answer.maxInFlight == UInt32(Limits.maxInFlightPerFront))
         #expect(harness.helloCount == 1)
@@ -45,7 +45,8 @@ struct BrokerRequestTests {
         let harness = try BrokerHarness()
         #expect(harness.hello())
         harness.send(.statusRequest, id: 2)
-        let answer = try StatusAnswer.decode(try #require(harness.waitForAnswer(id: 2)).payload)
+        let frame = try #require(harness.waitForAnswer(id: 2))
+        let answer = try #require(try frame.answer().status)
         #expect(answer.healthz == "not logged in yet")
         #expect(answer.keyID.isEmpty)
     }
@@ -56,7 +57,7 @@ struct BrokerRequestTests {
         let before = harness.vault.recorded.count
         for id in UInt32(2)...UInt32(6) { harness.send(.statusRequest, id: id) }
         let frame = try #require(harness.waitForAnswer(id: 6))
-        let answer = try StatusAnswer.decode(frame.payload)
+        let answer = try #require(try frame.answer().status)
         #expect(frame.type == .statusAnswer)
         #expect(answer.healthz == "ok")
         #expect(answer.keyID == harness.keyID(version: 1))
@@ -295,7 +296,7 @@ struct BrokerRequestTests {
         #expect(!done)
         harness.vault.releaseHeld()
         #expect(runLoop(harness.loop) { done })
-        #expect(try harness.waitForAnswer(id: 3).map { try EncryptAnswer.decode($0.payload).code } == .ok)
+        #expect(try harness.waitForAnswer(id: 3).flatMap { try $0.answer().encrypt?.code } == .ok)
         #expect(harness.service.healthReason == "shutting down")
     }
 

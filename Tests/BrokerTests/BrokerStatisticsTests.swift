@@ -121,7 +121,7 @@ struct RollbackEncryptTests {
         let before = harness.vault.transitCalls.count
         harness.send(
             .encryptRequest, id: 2, payload: EncryptRequest(deadlineMillis: 3000, uid: "u", plaintext: [1]).payload())
-        #expect(try harness.waitForAnswer(id: 2).map { try EncryptAnswer.decode($0.payload).code } == .notReady)
+        #expect(try harness.waitForAnswer(id: 2).flatMap { try $0.answer().encrypt?.code } == .notReady)
         #expect(harness.vault.transitCalls.count == before)
     }
 }

@@ -17,7 +17,7 @@ struct BrokerTakeoverTests {
             .encryptRequest, id: id,
             payload: EncryptRequest(deadlineMillis: 3000, uid: "uid-\(id)", plaintext: Array(repeating: 7, count: 32))
                 .payload())
-        return try harness.waitForAnswer(id: id).map { try EncryptAnswer.decode($0.payload) }
+        return try harness.waitForAnswer(id: id).flatMap { try $0.answer().encrypt }
     }
 
     private func decrypt(_ harness: BrokerHarness, id: UInt32, keyID: String, ciphertext: [UInt8]) throws
@@ -27,7 +27,7 @@ struct BrokerTakeoverTests {
             .decryptRequest, id: id,
             payload: DecryptRequest(deadlineMillis: 3000, uid: "uid-\(id)", keyID: keyID, ciphertext: ciphertext)
                 .payload())
-        return try harness.waitForAnswer(id: id).map { try DecryptAnswer.decode($0.payload) }
+        return try harness.waitForAnswer(id: id).flatMap { try $0.answer().decrypt }
     }
 
     @Test func withoutTheModeAForeignKeyIDIsRefusedWithoutAVaultCallAndCounted() throws {

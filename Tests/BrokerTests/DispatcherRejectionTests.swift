@@ -166,7 +166,7 @@ struct DispatcherRejectionTests {
         }
         let overflow = harness.waitForAnswer(id: UInt32(100 + limit + 1))
         #expect(overflow?.type == .encryptAnswer)
-        #expect(try overflow.map { try EncryptAnswer.decode($0.payload).code } == .tooManyRequests)
+        #expect(try overflow.flatMap { try $0.answer().encrypt?.code } == .tooManyRequests)
         #expect(harness.vault.requests(to: "/encrypt/kek").count == limit)
         #expect(!harness.brokerClosed)
         #expect(harness.rejectLines.isEmpty)

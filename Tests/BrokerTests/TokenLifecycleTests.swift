@@ -60,7 +60,7 @@ struct TokenLifecycleTests {
         #expect(harness.hello())
         harness.send(
             .encryptRequest, id: 2, payload: EncryptRequest(deadlineMillis: 3000, uid: "u", plaintext: [1]).payload())
-        #expect(try harness.waitForAnswer(id: 2).map { try EncryptAnswer.decode($0.payload).code } == .ok)
+        #expect(try harness.waitForAnswer(id: 2).flatMap { try $0.answer().encrypt?.code } == .ok)
         let logins = harness.vault.requests(to: "/login")
         #expect(logins.count == 2)
         #expect(logins.last?.body.contains("rotated-secret-id-0001") == true)

@@ -9,7 +9,7 @@ struct BrokerRequestTableTests {
         var table = BrokerRequestTable()
         let id = table.issue(.encryptRequest)
         #expect(table.count == 1)
-        #expect(table.accept(type: .encryptAnswer, requestID: id) == .deliver(.encryptAnswer))
+        #expect(table.accept(type: .encryptAnswer, requestID: id) == .deliver(request: .encryptRequest))
         #expect(table.count == 0)
         #expect(table.accept(type: .encryptAnswer, requestID: id) == .late)
     }
@@ -75,7 +75,7 @@ struct BrokerRequestTableTests {
         var busy = BrokerRequestTable(firstID: UInt32.max)
         let first = busy.issue(.statusRequest)
         let second = busy.issue(.statusRequest)  // 1
-        #expect(busy.accept(type: .statusAnswer, requestID: first) == .deliver(.statusAnswer))
+        #expect(busy.accept(type: .statusAnswer, requestID: first) == .deliver(request: .statusRequest))
         var ids: Set<UInt32> = [second]
         for _ in 0..<3 { ids.insert(busy.issue(.statusRequest)) }
         #expect(ids.count == 4)

@@ -11,6 +11,23 @@ import Testing
 #endif
 
 struct KMSServiceTests {
+    /// The request as the broker reads it off the wire.
+    static func forwarded(_ call: BrokerCall) throws -> BrokerRequest {
+        try BrokerRequest.decode(try BrokerFrame.decode(call.request.encode(requestID: 1)))
+    }
+
+    /// A broker answer payload as BrokerClient decodes it for `method`'s request.
+    static func answer(_ method: KMSMethod, _ payload: [UInt8]) throws(BrokerProtocolError) -> BrokerAnswer {
+        let request: BrokerMessageType =
+            switch method {
+            case .status: .statusRequest
+            case .encrypt: .encryptRequest
+            case .decrypt: .decryptRequest
+            }
+        let type = request.answerType ?? request
+        return try BrokerAnswer.decode(BrokerFrame(type: type, requestID: 1, payload: payload), answering: request)
+    }
+
     static func bytes(_ message: V2_EncryptRequest) -> [UInt8] { (try? message.serializedBytes()) ?? [] }
     static func bytes(_ message: V2_DecryptRequest) -> [UInt8] { (try? message.serializedBytes()) ?? [] }
 
@@ -51,11 +68,10 @@ struct KMSServiceTests {
         request.plaintext = Data([1, 2, 3])
         request.uid = "6e2b6a4e-uid"
         let call = try KMSService.brokerCall(for: .encrypt, message: Self.bytes(request), deadlineMillis: 2_999)
-        #expect(call.type == .encryptRequest)
         #expect(call.uid == "6e2b6a4e-uid")
         #expect(
-            try EncryptRequest.decode(call.payload)
-                == EncryptRequest(deadlineMillis: 2_999, uid: "6e2b6a4e-uid", plaintext: [1, 2, 3]))
+            try Self.forwarded(call)
+                == .encrypt(EncryptRequest(deadlineMillis: 2_999, uid: "6e2b6a4e-uid", plaintext: [1, 2, 3])))
     }
 
     @Test("a Decrypt request becomes a broker DECRYPT without the annotations")
@@ -63,18 +79,19 @@ struct KMSServiceTests {
         let message = Self.decrypt(
             ciphertextBytes: 10, keyIDBytes: 5, uidBytes: 3, annotations: ["a.example.com": Data([1])])
         let call = try KMSService.brokerCall(for: .decrypt, message: message, deadlineMillis: 0)
-        #expect(call.type == .decryptRequest)
-        let forwarded = try DecryptRequest.decode(call.payload)
         #expect(
-            forwarded
-                == DecryptRequest(
-                    deadlineMillis: 0, uid: "uuu", keyID: "kkkkk", ciphertext: [UInt8](repeating: 0x41, count: 10)))
+            try Self.forwarded(call)
+                == .decrypt(
+                    DecryptRequest(
+                        deadlineMillis: 0, uid: "uuu", keyID: "kkkkk",
+                        ciphertext: [UInt8](repeating: 0x41, count: 10))))
     }
 
     @Test("a Status request becomes an empty broker STATUS")
     func statusForwarded() throws {
         let call = try KMSService.brokerCall(for: .status, message: [], deadlineMillis: 100)
-        #expect(call == BrokerCall(type: .statusRequest, payload: [], uid: ""))
+        #expect(call == BrokerCall(request: .status, uid: ""))
+        #expect(call.request.encode(requestID: 1).count == BrokerFrame.headerBytes)
     }
 
     @Test("Encrypt plaintext must be 1 to maxPlaintextBytes and uid at most maxUIDBytes")
@@ -142,31 +159,31 @@ struct KMSServiceTests {
 
     @Test("a STATUS answer becomes a v2 StatusResponse; a broker error becomes a healthz reason")
     func statusResponse() throws {
-        let ok = try KMSService.response(
-            for: .status, answer: StatusAnswer(code: .ok, healthz: "ok", keyID: "kid").payload())
+        let ok = KMSService.response(
+            to: try Self.answer(.status, StatusAnswer(code: .ok, healthz: "ok", keyID: "kid").payload()))
         let okResponse = try V2_StatusResponse(serializedBytes: try ok.get())
         #expect(okResponse.version == "v2" && okResponse.healthz == "ok" && okResponse.keyID == "kid")
-        let notReady = try KMSService.response(for: .status, answer: StatusAnswer(code: .notReady).payload())
+        let notReady = KMSService.response(to: try Self.answer(.status, StatusAnswer(code: .notReady).payload()))
         let notReadyResponse = try V2_StatusResponse(serializedBytes: try notReady.get())
         #expect(notReadyResponse.version == "v2" && notReadyResponse.healthz == "broker: not-ready")
     }
 
     @Test("ENCRYPT and DECRYPT answers become responses; error codes become their statuses")
     func encryptDecryptResponses() throws {
-        let encrypted = try KMSService.response(
-            for: .encrypt, answer: EncryptAnswer(code: .ok, ciphertext: [9, 9], keyID: "kid").payload())
+        let encrypted = KMSService.response(
+            to: try Self.answer(.encrypt, EncryptAnswer(code: .ok, ciphertext: [9, 9], keyID: "kid").payload()))
         let encryptResponse = try V2_EncryptResponse(serializedBytes: try encrypted.get())
         #expect(Array(encryptResponse.ciphertext) == [9, 9] && encryptResponse.keyID == "kid")
         #expect(encryptResponse.annotations.isEmpty)
-        let decrypted = try KMSService.response(
-            for: .decrypt, answer: DecryptAnswer(code: .ok, plaintext: [1, 2]).payload())
+        let decrypted = KMSService.response(
+            to: try Self.answer(.decrypt, DecryptAnswer(code: .ok, plaintext: [1, 2]).payload()))
         #expect(Array(try V2_DecryptResponse(serializedBytes: try decrypted.get()).plaintext) == [1, 2])
         for code in BrokerErrorCode.allCases where code != .ok {
             #expect(
-                try KMSService.response(for: .encrypt, answer: [code.rawValue])
+                KMSService.response(to: try Self.answer(.encrypt, [code.rawValue]))
                     == .failure(GRPCStatus(brokerCode: code)))
             #expect(
-                try KMSService.response(for: .decrypt, answer: [code.rawValue])
+                KMSService.response(to: try Self.answer(.decrypt, [code.rawValue]))
                     == .failure(GRPCStatus(brokerCode: code)))
         }
     }
@@ -176,7 +193,7 @@ struct KMSServiceTests {
         arguments: [[], [0], [0, 0, 5, 1], [1, 0], [99]] as [[UInt8]])
     func malformedAnswers(payload: [UInt8]) {
         for method in KMSMethod.allCases {
-            #expect(throws: BrokerProtocolError.self) { try KMSService.response(for: method, answer: payload) }
+            #expect(throws: BrokerProtocolError.self) { try Self.answer(method, payload) }
         }
     }
 }

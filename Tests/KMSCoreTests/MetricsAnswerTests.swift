@@ -3,11 +3,18 @@ import Testing
 
 /// The METRICS answer codec: exact layout, strict decoding.
 struct MetricsAnswerTests {
+    /// A METRICS answer payload decoded through the protocol's one entry point for answers.
+    func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> MetricsAnswer {
+        guard case .metrics(let answer) = try BrokerFrame(type: .metricsAnswer, requestID: 1, payload: payload).answer()
+        else { throw .unexpectedDirection(BrokerMessageType.metricsAnswer.rawValue) }
+        return answer
+    }
+
     @Test func okAnswerRoundTripsEveryMetricID() throws {
         var values: [BrokerMetricID: UInt64] = [:]
         for (index, id) in BrokerMetricID.allCases.enumerated() { values[id] = UInt64(index) << 40 | 7 }
         let answer = MetricsAnswer(code: .ok, opensslVersion: "OpenSSL 3.0.15 3 Sep 2024", values: values)
-        #expect(try MetricsAnswer.decode(answer.payload()) == answer)
+        #expect(try decode(answer.payload()) == answer)
     }
 
     @Test func everyMetricIDFitsUnderTheEntryCap() {
@@ -25,31 +32,31 @@ struct MetricsAnswerTests {
 
     @Test func errorAnswerIsTheCodeAlone() throws {
         #expect(MetricsAnswer(code: .notReady).payload() == [BrokerErrorCode.notReady.rawValue])
-        #expect(try MetricsAnswer.decode([BrokerErrorCode.internalError.rawValue]).code == .internalError)
+        #expect(try decode([BrokerErrorCode.internalError.rawValue]).code == .internalError)
     }
 
     @Test func unknownMetricIDIsRefused() {
         let payload: [UInt8] = [0, 0, 0, 0, 1, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 1]
-        #expect(throws: BrokerProtocolError.unknownMetricID(0xFFFF)) { try MetricsAnswer.decode(payload) }
+        #expect(throws: BrokerProtocolError.unknownMetricID(0xFFFF)) { try decode(payload) }
     }
 
     @Test func repeatedMetricIDIsRefused() {
         let pair: [UInt8] = [0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 1]
         let payload: [UInt8] = [0, 0, 0, 0, 2] + pair + pair
-        #expect(throws: BrokerProtocolError.duplicateMetricID(0x0201)) { try MetricsAnswer.decode(payload) }
+        #expect(throws: BrokerProtocolError.duplicateMetricID(0x0201)) { try decode(payload) }
     }
 
     @Test func countAboveTheCapIsRefusedBeforeReadingEntries() {
         let over = UInt16(Limits.maxMetricsEntries + 1)
         let payload: [UInt8] = [0, 0, 0, UInt8(over >> 8), UInt8(over & 0xFF)]
-        #expect(throws: BrokerProtocolError.fieldTooLong("metrics")) { try MetricsAnswer.decode(payload) }
+        #expect(throws: BrokerProtocolError.fieldTooLong("metrics")) { try decode(payload) }
     }
 
     @Test func truncatedAndTrailingPayloadsAreRefused() {
         let good = MetricsAnswer(code: .ok, opensslVersion: "v", values: [.tokenValid: 1]).payload()
-        #expect(throws: BrokerProtocolError.truncated) { try MetricsAnswer.decode(Array(good.dropLast())) }
-        #expect(throws: BrokerProtocolError.trailingBytes(1)) { try MetricsAnswer.decode(good + [0]) }
-        #expect(throws: BrokerProtocolError.trailingBytes(1)) { try MetricsAnswer.decode([4, 0]) }
+        #expect(throws: BrokerProtocolError.truncated) { try decode(Array(good.dropLast())) }
+        #expect(throws: BrokerProtocolError.trailingBytes(1)) { try decode(good + [0]) }
+        #expect(throws: BrokerProtocolError.trailingBytes(1)) { try decode([4, 0]) }
     }
 
     @Test func u64IsBigEndian() throws {

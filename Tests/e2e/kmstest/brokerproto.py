@@ -1,5 +1,10 @@
 """Broker protocol v1, written independently of Sources/KMSCore from the protocol's description.
 
+The numbers below (version, packet cap, message types, the request/answer pairs, answer codes) are
+checked against the Swift definition (Sources/KMSCore/BrokerProtocol.swift) by
+Tests/KMSCoreTests/BrokerProtocolTableTests.swift, which reads this file: a change on one side
+alone fails `swift test`. Keep each of them one `NAME = value` line or one dict entry a line.
+
 One message per SOCK_SEQPACKET packet:
 
     0      2         3      4            8                12           16
@@ -32,6 +37,16 @@ METRICS_REQUEST = 0x0A
 METRICS_ANSWER = 0x0B
 HEARTBEAT_REQUEST = 0x0C
 HEARTBEAT_ANSWER = 0x0D
+
+# The one answer type legal for each request (BrokerProtocol.pairs).
+PAIRS = {
+    HELLO_REQUEST: HELLO_ANSWER,
+    STATUS_REQUEST: STATUS_ANSWER,
+    ENCRYPT_REQUEST: ENCRYPT_ANSWER,
+    DECRYPT_REQUEST: DECRYPT_ANSWER,
+    METRICS_REQUEST: METRICS_ANSWER,
+    HEARTBEAT_REQUEST: HEARTBEAT_ANSWER,
+}
 
 # Answer codes (BrokerErrorCode).
 CODES = {

@@ -1,7 +1,7 @@
 // libFuzzer target: the bytes of a gRPC request body as the front receives them. The first byte
 // picks the method and how the body is split into DATA frames; the rest is the body. The body goes
 // through GRPCMessageReader and KMSService.brokerCall (protobuf decode and limits). Whatever the
-// front accepts must be a request the broker accepts: its payload must decode with KMSCore.
+// front accepts must be a request the broker accepts: its packet must decode with KMSCore.
 import Front
 import KMSCore
 
@@ -23,14 +23,10 @@ public func fuzzGRPCRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let message = try reader.finish()
         precondition(message.count <= Limits.maxGRPCMessageBytes)
         let call = try KMSService.brokerCall(for: method, message: message, deadlineMillis: 3000)
-        switch call.type {
-        case .statusRequest: precondition(call.payload.isEmpty)
-        case .encryptRequest: precondition((try? EncryptRequest.decode(call.payload)) != nil, "broker would refuse")
-        case .decryptRequest: precondition((try? DecryptRequest.decode(call.payload)) != nil, "broker would refuse")
-        default: preconditionFailure("unexpected broker request type")
-        }
-        let packet = BrokerFrame(type: call.type, requestID: 1, payload: call.payload).encoded()
+        let packet = call.request.encode(requestID: 1)
         precondition(packet.count <= Limits.maxBrokerPacketBytes, "front built an oversized packet")
+        let frame = try? BrokerFrame.decode(packet)
+        precondition(frame.flatMap { try? BrokerRequest.decode($0) } == call.request, "broker would refuse")
     } catch {
         return 0
     }
