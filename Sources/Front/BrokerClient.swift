@@ -7,9 +7,12 @@ import Logging
 #endif
 
 /// The front's end of broker protocol v1: one connected SOCK_SEQPACKET socket, one packet per
-/// message. It sends HELLO first, checks every packet the broker sends (header, direction,
-/// request id, answer type; see `BrokerRequestTable`) and reports anything malformed as fatal:
-/// the front does not try to resynchronise with a confused broker.
+/// message, and the one way the front asks the broker anything: `send(request, deadline)` with a
+/// completion, called once, with the answer or why there is none (the shape of the broker's
+/// `TransitClient`). It owns request ids, deadlines and late answers (`BrokerCalls`). It sends
+/// HELLO first, checks every packet the broker sends (header, direction, request id, the answer
+/// type paired with the request, the payload) and reports anything malformed as fatal: the front
+/// does not try to resynchronise with a confused broker.
 final class BrokerClient {
     enum State: Equatable {
         /// HELLO sent, answer not yet received.
@@ -24,37 +27,37 @@ final class BrokerClient {
     private(set) var fd: Int32
     private unowned let loop: EventLoop
     private let logger: Logger
-    private var table = BrokerRequestTable()
+    private let calls: BrokerCalls
     /// Packets the socket had no room for (EAGAIN), sent in order when it becomes writable.
     private var queue: [[UInt8]] = []
     private var queueHead = 0
 
     /// The broker answered HELLO with `ok`.
     var onReady: ((HelloAnswer) -> Void)?
-    /// An answer to a request issued by `send`, decoded and checked against its request.
-    var onAnswer: ((UInt32, BrokerAnswer) -> Void)?
     /// The connection is unusable (closed, malformed packet, refused HELLO): one reason to log.
+    /// Called before the requests outstanding on it complete with `connectionLost`.
     var onFailure: ((String) -> Void)?
 
     /// Adopts a connected SOCK_SEQPACKET socket (made non-blocking and close-on-exec here).
     /// `fd` -1: not connected yet (state `failed` until `reconnect`).
-    init(fd: Int32, loop: EventLoop, logger: Logger) {
+    /// `firstRequestID` other than 1 only in tests (to reach the wrap-around).
+    init(fd: Int32, loop: EventLoop, logger: Logger, firstRequestID: UInt32 = 1) {
         self.fd = fd
         self.loop = loop
         self.logger = logger
+        calls = BrokerCalls(loop: loop, logger: logger, firstID: firstRequestID)
         if fd < 0 { state = .failed }
     }
 
     /// Split topologies: replaces a failed (or never made) connection with `newFD` and sends
-    /// HELLO on it. Requests outstanding on the old connection are forgotten; their calls were
-    /// already answered UNAVAILABLE.
+    /// HELLO on it. Requests still outstanding on the old connection complete `connectionLost`.
     func reconnect(fd newFD: Int32, frontVersion: String) throws(SystemError) {
         if fd >= 0 {
             loop.unregister(fd: fd)
             close(fd)
         }
         fd = newFD
-        table.forgetAll()
+        for completion in calls.removeAll() { completion(.failure(.connectionLost)) }
         queue.removeAll()
         queueHead = 0
         state = .awaitingHello
@@ -67,28 +70,47 @@ final class BrokerClient {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         try loop.register(fd: fd, events: .readable) { [unowned self] events in self.handle(events) }
         let hello = BrokerRequest.hello(HelloRequest(frontVersion: frontVersion))
-        transmit(hello.encode(requestID: table.issue(hello.type)))
+        let id = calls.issue(hello.type, deadlineMillis: nil) { [unowned self] result in
+            if case .success(.hello(let answer)) = result { self.helloAnswered(answer) }
+        }
+        transmit(hello.encode(requestID: id))
     }
 
-    /// Sends a request; nil when not ready or at the broker's in-flight limit (which counts the
-    /// requests of calls already gone, until the broker answers them or they are forgotten).
-    func send(_ request: BrokerRequest) -> UInt32? {
-        guard case .ready(let maxInFlight) = state, table.count < maxInFlight else { return nil }
-        let id = table.issue(request.type)
+    /// Sends `request` and calls `completion` once: with the broker's answer (decoded and
+    /// checked against the request), or `deadlineExceeded` at `deadlineMillis` (monotonic,
+    /// `EventLoop.nowMillis`), or `connectionLost`; at once with `notReady` before HELLO is
+    /// answered, or `tooManyRequests` at the broker's in-flight limit (which counts the requests
+    /// of callers already gone, until the broker answers them or they are forgotten). Returns the
+    /// request id for `cancel`, nil when refused at once.
+    @discardableResult
+    func send(
+        _ request: BrokerRequest, deadlineMillis: Int64, completion: @escaping BrokerCalls.Completion
+    ) -> UInt32? {
+        guard case .ready(let maxInFlight) = state else {
+            completion(.failure(.notReady))
+            return nil
+        }
+        guard calls.count < maxInFlight else {
+            completion(.failure(.tooManyRequests))
+            return nil
+        }
+        let id = calls.issue(request.type, deadlineMillis: deadlineMillis, completion: completion)
         transmit(request.encode(requestID: id))
         return id
     }
 
-    /// Stops waiting for the answer to `id` (its call is long gone; see BrokerRequestTable).
-    func forget(_ id: UInt32) { table.forget(id) }
+    /// The caller no longer waits for request `id` (its client went away): its completion is not
+    /// called; the answer, if it comes, is checked and dropped.
+    func cancel(_ id: UInt32) { calls.cancel(id) }
 
-    /// Reports a broker protocol violation found by a caller (e.g. an answer payload that does
-    /// not decode).
+    /// The connection is unusable: `onFailure`, then every outstanding request completes
+    /// `connectionLost`.
     func fail(_ reason: String) {
         guard state != .failed else { return }
         state = .failed
         loop.unregister(fd: fd)
         onFailure?(reason)
+        for completion in calls.removeAll() { completion(.failure(.connectionLost)) }
     }
 
     // MARK: Sending
@@ -165,19 +187,11 @@ final class BrokerClient {
         } catch {
             return fail("malformed broker packet: \(error)")
         }
-        switch table.accept(type: frame.type, requestID: frame.requestID) {
+        switch calls.accept(frame) {
         case .violation(let reason): fail(reason)
-        case .late: logger.debug("broker.late_answer", metadata: ["request_id": "\(frame.requestID)"])
-        case .deliver(let request):
-            // Decoded even when its call is gone: a malformed answer is a protocol error.
-            let answer: BrokerAnswer
-            do throws(BrokerProtocolError) {
-                answer = try BrokerAnswer.decode(frame, answering: request)
-            } catch {
-                return fail("malformed \(frame.type) answer: \(error)")
-            }
-            if case .hello(let hello) = answer { return helloAnswered(hello) }
-            onAnswer?(frame.requestID, answer)
+        case .late, .deliver(_, completion: nil):
+            logger.debug("broker.late_answer", metadata: ["request_id": "\(frame.requestID)"])
+        case .deliver(let answer, completion: let completion?): completion(.success(answer))
         }
     }
 

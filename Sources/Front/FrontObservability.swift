@@ -26,8 +26,6 @@ final class FrontObservability {
     private let broker: BrokerClient
     private let grpc: GRPCServer
     private var servers: [HealthServer] = []
-    /// Our own broker requests (the gRPC calls' requests are GRPCServer's).
-    private var pending: [UInt32: (BrokerAnswer?) -> Void] = [:]
     private var lastHeartbeatMillis: Int64?
     private var lastMetrics: (answer: MetricsAnswer, atMillis: Int64)?
     private var pollTimer: EventLoop.TimerID?
@@ -114,13 +112,6 @@ final class FrontObservability {
         pollTimer = nil
     }
 
-    /// Takes a broker answer if it belongs to one of our requests.
-    func brokerAnswered(requestID: UInt32, answer: BrokerAnswer) -> Bool {
-        guard let completion = pending.removeValue(forKey: requestID) else { return false }
-        completion(answer)
-        return true
-    }
-
     // MARK: Broker polling
 
     private func schedulePoll(afterMillis delay: Int64) {
@@ -147,20 +138,12 @@ final class FrontObservability {
         }
     }
 
-    /// Sends an empty-payload request; `completion` gets the answer, or nil when the broker is
-    /// not ready or did not answer within `brokerAnswerWaitMillis` (each is called once).
+    /// Sends a request; `completion` gets the answer, or nil when the broker is not ready or did
+    /// not answer within `brokerAnswerWaitMillis` (BrokerClient calls it once, and checks and
+    /// drops a later answer).
     private func ask(_ request: BrokerRequest, completion: @escaping (BrokerAnswer?) -> Void) {
-        guard let id = broker.send(request) else { return completion(nil) }
-        pending[id] = completion
-        loop.schedule(afterMillis: Self.brokerAnswerWaitMillis) { [weak self] in
-            guard let self, let late = self.pending.removeValue(forKey: id) else { return }
-            // Still outstanding at the broker: the answer, if it comes, is dropped as late.
-            self.pending[id] = { _ in }
-            self.loop.schedule(afterMillis: GRPCServer.abandonGraceMillis) { [weak self] in
-                guard let self, self.pending.removeValue(forKey: id) != nil else { return }
-                self.broker.forget(id)
-            }
-            late(nil)
+        broker.send(request, deadlineMillis: EventLoop.nowMillis() + Self.brokerAnswerWaitMillis) { result in
+            completion(try? result.get())
         }
     }
 

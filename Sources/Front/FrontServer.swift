@@ -94,10 +94,6 @@ final class FrontServer {
     /// Runs the event loop; returns the exit status.
     func run() -> Int32 {
         broker.onReady = { [unowned self] answer in self.brokerReady(answer) }
-        broker.onAnswer = { [unowned self] id, answer in
-            guard !self.observability.brokerAnswered(requestID: id, answer: answer) else { return }
-            self.grpc.brokerAnswered(requestID: id, answer: answer)
-        }
         broker.onFailure = { [unowned self] reason in self.brokerFailed(reason) }
         grpc.onDrained = { [unowned self] in self.stop() }
         do {

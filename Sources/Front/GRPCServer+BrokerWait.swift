@@ -113,19 +113,12 @@ extension GRPCServer {
     /// The split front lost its broker: Encrypt and Decrypt calls sent to it wait (like new
     /// ones) for the first reconnect attempt and, if it connects, for the new broker's HELLO; an
     /// Encrypt or Decrypt sent again is harmless (Transit is stateless for both). Status answers
-    /// healthz `broker unavailable` at once.
+    /// healthz `broker unavailable` at once. The calls that were at the broker are forwarded again
+    /// by their requests' completion (`connectionLost`), which the BrokerClient calls right after
+    /// this.
     func brokerConnectionLost() {
         brokerWait.readySinceMillis = nil
         brokerWait.reconnectPending = true
-        for connection in connections.values.sorted(by: { $0.id < $1.id }) {
-            for stream in connection.streams.values.sorted(by: { $0.id < $1.id })
-            where !stream.answered && stream.brokerRequestID != nil {
-                if let requestID = stream.brokerRequestID { calls[requestID] = nil }
-                stream.brokerRequestID = nil
-                forward(stream, on: connection)
-            }
-            connection.flush()
-        }
     }
 
     /// A reconnect attempt found no broker listening: the waiting calls get UNAVAILABLE now, and

@@ -30,11 +30,23 @@ extension GRPCServer: HTTP2ConnectionDelegate {
             timeoutMillis = min(timeout.milliseconds, timeoutMillis)
         }
         stream.deadlineAt = Int64(stream.startNanos / 1_000_000) + timeoutMillis
+        armDeadline(stream, on: connection)
+    }
+
+    /// The call's deadline timer, while the call is not at the broker (whose `BrokerClient`
+    /// enforces the same deadline on the request).
+    private func armDeadline(_ stream: GRPCStream, on connection: HTTP2Connection) {
+        guard stream.deadlineTimer == nil, !stream.answered else { return }
         let connectionID = connection.id
         let streamID = stream.id
         stream.deadlineTimer = loop.schedule(afterMillis: stream.deadlineAt - EventLoop.nowMillis()) { [weak self] in
             self?.deadlineExpired(connectionID: connectionID, streamID: streamID)
         }
+    }
+
+    private func disarmDeadline(_ stream: GRPCStream) {
+        if let timer = stream.deadlineTimer { loop.cancel(timer) }
+        stream.deadlineTimer = nil
     }
 
     /// `application/grpc`, optionally followed by `+proto` (or another subtype) or parameters.
@@ -77,11 +89,14 @@ extension GRPCServer: HTTP2ConnectionDelegate {
             if brokerWait.reconnectPending { return waitForBroker(stream, on: connection) }
             return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .notReady)))
         }
-        guard let requestID = broker.send(call.request) else {
-            return complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .tooManyRequests)))
+        let connectionID = connection.id
+        let streamID = stream.id
+        let requestID = broker.send(call.request, deadlineMillis: stream.deadlineAt) { [weak self] result in
+            self?.brokerAnswered(connectionID: connectionID, streamID: streamID, result)
         }
+        guard let requestID else { return }  // refused at once: the completion answered the call
         stream.brokerRequestID = requestID
-        calls[requestID] = BrokerRoute(connectionID: connection.id, streamID: stream.id, method: method)
+        disarmDeadline(stream)
     }
 
     func connection(_ connection: HTTP2Connection, stream: GRPCStream, failedWith status: GRPCStatus) {
@@ -89,9 +104,8 @@ extension GRPCServer: HTTP2ConnectionDelegate {
     }
 
     func connection(_ connection: HTTP2Connection, didClose stream: GRPCStream) {
-        if let timer = stream.deadlineTimer { loop.cancel(timer) }
-        stream.deadlineTimer = nil
-        if let requestID = stream.brokerRequestID { abandon(requestID) }
+        disarmDeadline(stream)
+        if let requestID = stream.brokerRequestID { broker.cancel(requestID) }
         stream.brokerRequestID = nil
         stopWaiting(stream, on: connection)
         if !stream.answered && stream.headersComplete {
@@ -104,37 +118,45 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         connectionClosed(connection)
     }
 
-    /// A broker answer, already decoded and checked by the BrokerClient against its request.
-    func brokerAnswered(requestID: UInt32, answer: BrokerAnswer) {
-        guard let route = calls.removeValue(forKey: requestID) else { return }
-        guard let connection = connections[route.connectionID], let stream = connection.streams[route.streamID],
-            stream.brokerRequestID == requestID, !stream.answered
+    /// The completion of the call's broker request: the answer (decoded and checked by the
+    /// BrokerClient against its request), or why there is none.
+    private func brokerAnswered(
+        connectionID: UInt64, streamID: Int32, _ result: Result<BrokerAnswer, BrokerCallError>
+    ) {
+        guard let connection = connections[connectionID], let stream = connection.streams[streamID],
+            !stream.answered
         else {
-            logger.debug("broker.answer_dropped", metadata: ["request_id": "\(requestID)"])
+            logger.debug("broker.answer_dropped", metadata: ["stream": "\(streamID)"])
             return
         }
         stream.brokerRequestID = nil
-        if brokerStarting(answer: answer, stream: stream, on: connection) { return }
-        complete(stream, on: connection, with: KMSService.response(to: answer))
+        switch result {
+        case .success(let answer):
+            if !brokerStarting(answer: answer, stream: stream, on: connection) {
+                complete(stream, on: connection, with: KMSService.response(to: answer))
+            }
+        case .failure(.deadlineExceeded):
+            complete(stream, on: connection, with: .failure(GRPCStatus(.deadlineExceeded, "deadline exceeded")))
+        case .failure(.tooManyRequests):
+            complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .tooManyRequests)))
+        case .failure(.notReady):
+            complete(stream, on: connection, with: .failure(GRPCStatus(brokerCode: .notReady)))
+        case .failure(.connectionLost):
+            // A split front waits for the next broker (GRPCServer+BrokerWait.swift); a spawned
+            // front has answered every call already and is exiting.
+            forward(stream, on: connection)
+        }
+        // Waiting again (a retry after "not ready", or for the next broker): the deadline is ours.
+        if stream.brokerRequestID == nil { armDeadline(stream, on: connection) }
     }
 
     private func deadlineExpired(connectionID: UInt64, streamID: Int32) {
         guard let connection = connections[connectionID], let stream = connection.streams[streamID] else { return }
         stream.deadlineTimer = nil
         guard !stream.answered else { return }
-        if let requestID = stream.brokerRequestID { abandon(requestID) }
+        if let requestID = stream.brokerRequestID { broker.cancel(requestID) }
         stream.brokerRequestID = nil
         complete(stream, on: connection, with: .failure(GRPCStatus(.deadlineExceeded, "deadline exceeded")))
-    }
-
-    /// The call behind `requestID` is gone. Its route stays so the broker's answer is still
-    /// decoded and checked; after a grace period the request is forgotten (BrokerRequestTable).
-    private func abandon(_ requestID: UInt32) {
-        loop.schedule(afterMillis: Self.abandonGraceMillis) { [weak self] in
-            guard let self, self.calls.removeValue(forKey: requestID) != nil else { return }
-            self.logger.warning("broker.request_forgotten", metadata: ["request_id": "\(requestID)"])
-            self.broker.forget(requestID)
-        }
     }
 
     /// The one place a call is answered: submits the response and logs the call.
@@ -143,8 +165,10 @@ extension GRPCServer: HTTP2ConnectionDelegate {
         httpStatus: Int = 200
     ) {
         guard !stream.answered else { return }
-        if let timer = stream.deadlineTimer { loop.cancel(timer) }
-        stream.deadlineTimer = nil
+        disarmDeadline(stream)
+        // Answered while at the broker (drain timeout, broker lost): its answer is not waited for.
+        if let requestID = stream.brokerRequestID { broker.cancel(requestID) }
+        stream.brokerRequestID = nil
         stopWaiting(stream, on: connection)
         switch outcome {
         case .success(let message):

@@ -17,10 +17,6 @@ final class GRPCServer {
     static let readBufferBytes = 16 * 1024
     /// Pause before accepting again after EMFILE/ENFILE (level-triggered epoll would spin).
     static let acceptBackoffMillis: Int64 = 1_000
-    /// How long a broker request whose call is gone stays outstanding before it is forgotten:
-    /// the broker caps each request at the deadline it was given (at most
-    /// `Limits.maxDeadlineMillis`), so twice that is generous.
-    static let abandonGraceMillis = 2 * Int64(Limits.maxDeadlineMillis)
 
     unowned let loop: EventLoop
     let logger: Logger
@@ -29,9 +25,6 @@ final class GRPCServer {
     private var accepting = false
     var connections: [UInt64: HTTP2Connection] = [:]
     private var nextConnectionID: UInt64 = 1
-    /// Broker requests in flight, by request id; kept after the call is gone until the broker
-    /// answers (so the answer is still decoded and checked) or the request is forgotten.
-    var calls: [UInt32: BrokerRoute] = [:]
     private let readBuffer: UnsafeMutableRawBufferPointer
     /// Called once every connection has closed while draining.
     var onDrained: (() -> Void)?
@@ -53,13 +46,6 @@ final class GRPCServer {
         connections.values.reduce(0) { total, connection in
             total + connection.streams.values.filter { $0.headersComplete && !$0.answered }.count
         }
-    }
-
-    /// Where a broker answer goes: the call's connection and stream, and how to decode it.
-    struct BrokerRoute {
-        var connectionID: UInt64
-        var streamID: Int32
-        var method: KMSMethod
     }
 
     init(listenFD: Int32, loop: EventLoop, broker: BrokerClient, logger: Logger) {

@@ -74,14 +74,4 @@ struct FrontSplitTests {
         #expect(response.version == "v2")
         #expect(response.keyID.isEmpty)
     }
-
-    @Test func forgetAllClearsOutstandingRequestsButNeverReusesIds() {
-        var table = BrokerRequestTable()
-        let first = table.issue(.encryptRequest)
-        _ = table.issue(.statusRequest)
-        table.forgetAll()
-        #expect(table.count == 0)
-        #expect(table.accept(type: .encryptAnswer, requestID: first) == .late)
-        #expect(table.issue(.encryptRequest) > first + 1)
-    }
 }
