@@ -10,7 +10,8 @@ struct BrokerMessagesTests {
 
     /// A payload decoded through the protocol's one entry point for answers.
     func answer(_ type: BrokerMessageType, _ payload: [UInt8]) throws(BrokerProtocolError) -> BrokerAnswer {
-        try BrokerFrame(type: type, requestID: 1, payload: payload).answer()
+        let request = BrokerProtocol.request(answeredBy: type) ?? type
+        return try BrokerAnswer.decode(BrokerFrame(type: type, requestID: 1, payload: payload), answering: request)
     }
 
     @Test func everyMessageRoundTrips() throws {

@@ -5,7 +5,9 @@ import Testing
 struct MetricsAnswerTests {
     /// A METRICS answer payload decoded through the protocol's one entry point for answers.
     func decode(_ payload: [UInt8]) throws(BrokerProtocolError) -> MetricsAnswer {
-        guard case .metrics(let answer) = try BrokerFrame(type: .metricsAnswer, requestID: 1, payload: payload).answer()
+        guard
+            case .metrics(let answer) = try BrokerAnswer.decode(
+                BrokerFrame(type: .metricsAnswer, requestID: 1, payload: payload), answering: .metricsRequest)
         else { throw .unexpectedDirection(BrokerMessageType.metricsAnswer.rawValue) }
         return answer
     }
