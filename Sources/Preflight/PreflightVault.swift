@@ -1,4 +1,3 @@
-import FoundationEssentials
 import KMSRuntime
 import VaultClient
 
@@ -56,23 +55,37 @@ final class PreflightVault {
 /// The fields of Vault's answers that only the preflight reads.
 enum PreflightJSON {
     /// `GET sys/health` (no envelope).
-    struct Health: Decodable {
+    struct Health: VaultJSONReadable {
         var version: String?
         var enterprise: Bool?
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            version = try json.optional("version").flatMap { value throws(JSONDocument.Failure) in
+                value.isNull ? nil : try value.string()
+            }
+            enterprise = try json.optional("enterprise").flatMap { value throws(JSONDocument.Failure) in
+                value.isNull ? nil : try value.bool()
+            }
+        }
     }
 
     /// `GET auth/token/lookup-self`.
-    struct LookupSelf: Decodable {
-        struct TokenData: Decodable {
+    struct LookupSelf: VaultJSONReadable {
+        struct TokenData {
             var ttl: Int64
             var renewable: Bool?
         }
         var data: TokenData
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            let data = try json.member("data")
+            self.data = TokenData(ttl: try data.member("ttl").int64(), renewable: try optionalBool(data, "renewable"))
+        }
     }
 
     /// `GET <mount>/keys/<name>` with the settings the broker itself does not need.
-    struct Key: Decodable {
-        struct KeyData: Decodable {
+    struct Key: VaultJSONReadable {
+        struct KeyData {
             var type: String
             var latest_version: Int64
             var min_decryption_version: Int64
@@ -83,20 +96,35 @@ enum PreflightJSON {
             var keys: [String: VaultJSON.CreationTime]?
         }
         var data: KeyData
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            let data = try json.member("data")
+            let period = try data.optional("auto_rotate_period")
+            let keys = try data.optional("keys")
+            self.data = KeyData(
+                type: try data.member("type").string(), latest_version: try data.member("latest_version").int64(),
+                min_decryption_version: try data.member("min_decryption_version").int64(),
+                deletion_allowed: try optionalBool(data, "deletion_allowed"),
+                exportable: try optionalBool(data, "exportable"),
+                allow_plaintext_backup: try optionalBool(data, "allow_plaintext_backup"),
+                auto_rotate_period: try period.flatMap { value throws(JSONDocument.Failure) in
+                    value.isNull ? nil : try Seconds(value)
+                },
+                keys: try keys.flatMap { value throws(JSONDocument.Failure) in
+                    value.isNull ? nil : try VaultJSON.CreationTime.map(value)
+                })
+        }
     }
 
     /// A duration Vault writes as integer seconds (or, defensively, a Go duration like `720h`).
-    struct Seconds: Decodable {
+    struct Seconds {
         var value: Int64
 
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let integer = try? container.decode(Int64.self) {
-                value = integer
-            } else if let double = try? container.decode(Double.self), double.isFinite, abs(double) < 9e18 {
-                value = Int64(double)
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            if json.kind == .number {
+                value = try json.int64()
             } else {
-                value = Self.parseGoDuration(try container.decode(String.self)) ?? 0
+                value = Self.parseGoDuration(try json.string()) ?? 0
             }
         }
 
@@ -126,11 +154,30 @@ enum PreflightJSON {
     }
 
     /// `POST sys/capabilities-self`: `data` maps each path to its capabilities.
-    struct Capabilities: Decodable {
+    struct Capabilities: VaultJSONReadable {
         var data: [String: [String]]?
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            guard let data = try json.optional("data"), !data.isNull else { return }
+            var map: [String: [String]] = [:]
+            for (path, value) in try data.members() {
+                var capabilities: [String] = []
+                for element in try value.elements() { capabilities.append(try element.string()) }
+                map[path] = capabilities
+            }
+            self.data = map
+        }
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ response: VaultResponse) -> T? {
+    static func decode<T: VaultJSONReadable>(_ type: T.Type, _ response: VaultResponse) -> T? {
         VaultJSON.decode(type, from: response.body)
+    }
+
+    /// An optional boolean member (absent or null: nil).
+    private static func optionalBool(_ json: JSONDocument.Value, _ key: StaticString) throws(JSONDocument.Failure)
+        -> Bool?
+    {
+        guard let value = try json.optional(key), !value.isNull else { return nil }
+        return try value.bool()
     }
 }

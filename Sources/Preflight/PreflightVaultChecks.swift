@@ -1,4 +1,3 @@
-import FoundationEssentials
 import KMSRuntime
 import VaultClient
 

@@ -15,32 +15,39 @@ public struct VaultToken {
     public let leaseSeconds: Int64
     public let renewable: Bool
 
-    /// Reads the `auth` block of a login or renew-self answer. The token goes straight into
-    /// `SecretBytes`; it must be printable ASCII without spaces, since it is sent as a header.
+    /// Reads the `auth` block of a login or renew-self answer, in one pass over the body. The
+    /// token goes straight into `SecretBytes`; it must be printable ASCII without spaces, since it
+    /// is sent as a header.
     public static func parse(_ response: VaultResponse) -> Result<VaultToken, VaultCallError> {
         if let error = response.failure { return .failure(error) }
-        guard let auth = VaultJSON.decode(VaultJSON.AuthResponse.self, from: response.body)?.auth else {
+        enum Problem: Error { case auth, token }
+        let read = JSONDocument.read(response.body) {
+            root throws(JSONDocument.Failure) -> Result<VaultToken, Problem> in
+            guard let auth = try? VaultJSON.AuthResponse(root).auth else { return .failure(.auth) }
+            // The strict field reader: a duplicate, non-string or overlong token is refused.
+            guard let field = try? SecretJSONField.find(["auth", "client_token"], in: root),
+                let secret = try? field.secret(maxBytes: maxBytes), !secret.isEmpty,
+                secret.withUnsafeBytes({ $0.allSatisfy { (0x21...0x7E).contains($0) } })
+            else { return .failure(.token) }
+            return .success(
+                VaultToken(
+                    secret: secret, leaseSeconds: min(max(0, auth.lease_duration), maxLeaseSeconds),
+                    renewable: auth.renewable))
+        }
+        switch read {
+        case .success(.success(let token)):
+            return .success(token)
+        case .success(.failure(.token)):
+            return .failure(
+                VaultCallError(
+                    code: .internalError, status: response.status, reason: "vault returned a malformed token",
+                    cause: .unusableAnswer))
+        case .success(.failure(.auth)), .failure:
             return .failure(
                 VaultCallError(
                     code: .internalError, status: response.status, reason: "auth block missing in vault answer",
                     cause: .unusableAnswer))
         }
-        // The token is read by the strict field reader straight into SecretBytes, never a String.
-        guard
-            case .success(let secret) = SecretJSONField.string(
-                at: ["auth", "client_token"], in: response.body, maxBytes: maxBytes),
-            !secret.isEmpty,
-            secret.withUnsafeBytes({ $0.allSatisfy { (0x21...0x7E).contains($0) } })
-        else {
-            return .failure(
-                VaultCallError(
-                    code: .internalError, status: response.status, reason: "vault returned a malformed token",
-                    cause: .unusableAnswer))
-        }
-        let token = VaultToken(
-            secret: secret, leaseSeconds: min(max(0, auth.lease_duration), maxLeaseSeconds),
-            renewable: auth.renewable)
-        return .success(token)
     }
 }
 

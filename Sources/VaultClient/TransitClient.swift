@@ -1,4 +1,3 @@
-import FoundationEssentials
 import KMSCore
 import KMSRuntime
 import Logging
@@ -85,7 +84,7 @@ public final class TransitClient {
                                     "vault encrypted with version \(decoded.data.key_version), not the requested \(version)",
                                 cause: .unusableAnswer))
                     }
-                    let ciphertext = Array(decoded.data.ciphertext.utf8)
+                    let ciphertext = decoded.data.ciphertext
                     guard VaultCiphertextPrefix(parsing: ciphertext)?.version == version,
                         ciphertext.count <= Limits.maxCiphertextBytes
                     else { return .failure(Self.malformed(response, "encrypt ciphertext")) }

@@ -1,22 +1,33 @@
-import FoundationEssentials
 import KMSRuntime
 
-/// The few non-secret fields of Vault's JSON answers the broker reads (secret fields: `SecretJSONField`). Everything else in a body is ignored;
-/// a body is never logged.
+/// A Vault answer type read from a body by `JSONDocument` (no Foundation decoder).
+package protocol VaultJSONReadable {
+    init(_ json: JSONDocument.Value) throws(JSONDocument.Failure)
+}
+
+/// The few non-secret fields of Vault's JSON answers the broker reads (secret fields: `SecretJSONField`,
+/// on the same reader). Everything else in a body is ignored; a body is never logged.
 package enum VaultJSON {
     /// `auth/<mount>/login` and `auth/token/renew-self`: the non-secret fields only. The token
     /// (`auth.client_token`) is read by `SecretJSONField` straight into `SecretBytes`.
-    struct AuthResponse: Decodable {
-        struct Auth: Decodable {
+    struct AuthResponse: VaultJSONReadable {
+        struct Auth {
             var lease_duration: Int64
             var renewable: Bool
         }
         var auth: Auth?
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            guard let auth = try json.optional("auth"), !auth.isNull else { return }
+            self.auth = Auth(
+                lease_duration: try auth.member("lease_duration").int64(),
+                renewable: try auth.member("renewable").bool())
+        }
     }
 
     /// `GET <mount>/keys/<name>`.
-    struct KeyResponse: Decodable {
-        struct KeyData: Decodable {
+    struct KeyResponse: VaultJSONReadable {
+        struct KeyData {
             var type: String
             var latest_version: Int64
             var min_decryption_version: Int64
@@ -26,46 +37,69 @@ package enum VaultJSON {
             var keys: [String: CreationTime]
         }
         var data: KeyData
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            let data = try json.member("data")
+            self.data = KeyData(
+                type: try data.member("type").string(), latest_version: try data.member("latest_version").int64(),
+                min_decryption_version: try data.member("min_decryption_version").int64(),
+                keys: try CreationTime.map(data.member("keys")))
+        }
     }
 
-    package struct CreationTime: Decodable {
+    package struct CreationTime {
         package var seconds: Int64?
 
-        package init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let integer = try? container.decode(Int64.self) {
-                seconds = integer
-            } else if let double = try? container.decode(Double.self), double.isFinite,
-                double >= -9.2e18, double <= 9.2e18
-            {
-                seconds = Int64(double)
-            } else {
-                seconds = nil
-            }
+        package init(_ json: JSONDocument.Value) {
+            seconds = json.kind == .number ? try? json.int64() : nil
+        }
+
+        /// `keys`: version string to creation time.
+        package static func map(_ json: JSONDocument.Value) throws(JSONDocument.Failure) -> [String: CreationTime] {
+            var result: [String: CreationTime] = [:]
+            for (version, value) in try json.members() { result[version] = CreationTime(value) }
+            return result
         }
     }
 
     /// `POST <mount>/encrypt/<name>`.
-    struct EncryptResponse: Decodable {
-        struct EncryptData: Decodable {
-            var ciphertext: String
+    struct EncryptResponse: VaultJSONReadable {
+        struct EncryptData {
+            var ciphertext: [UInt8]
             var key_version: Int64
         }
         var data: EncryptData
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            let data = try json.member("data")
+            self.data = EncryptData(
+                ciphertext: try data.member("ciphertext").bytes(), key_version: try data.member("key_version").int64())
+        }
     }
 
     /// Any error answer.
-    struct ErrorResponse: Decodable {
+    struct ErrorResponse: VaultJSONReadable {
         var errors: [String]?
+
+        init(_ json: JSONDocument.Value) throws(JSONDocument.Failure) {
+            guard let errors = try json.optional("errors"), !errors.isNull else { return }
+            var messages: [String] = []
+            for element in try errors.elements() { messages.append(try element.string()) }
+            self.errors = messages
+        }
     }
 
-    /// Decodes `body` without copying it into an unwiped buffer.
-    package static func decode<T: Decodable>(_ type: T.Type, from body: WipedBuffer) -> T? {
-        body.withUnsafeBytes { raw -> T? in
-            guard let base = raw.baseAddress, raw.count > 0 else { return nil }
-            let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: raw.count, deallocator: .none)
-            return try? JSONDecoder().decode(T.self, from: data)
-        }
+    /// Reads `body` (lent, never copied into an unwiped buffer); nil when it is not valid JSON of
+    /// that shape.
+    package static func decode<T: VaultJSONReadable>(_ type: T.Type, from body: WipedBuffer) -> T? {
+        try? read(type, from: body).get()
+    }
+
+    /// As `decode`, with the reason.
+    package static func read<T: VaultJSONReadable>(_ type: T.Type, from body: WipedBuffer) -> Result<
+        T, JSONDocument.Failure
+    > {
+        JSONDocument.read(body) { json throws(JSONDocument.Failure) in try T(json) }
     }
 
     /// The `errors` array of an error answer, or empty.
@@ -75,7 +109,7 @@ package enum VaultJSON {
 }
 
 /// Builds small JSON request bodies directly into a `WipedBuffer`, so that secrets (secret ID,
-/// plaintext) are never held in an unwiped Swift `String`.
+/// plaintext) are never held in an unwiped Swift `String`. Bytes go in as runs, never one by one.
 struct JSONBodyBuilder {
     let buffer: WipedBuffer
     private var first = true
@@ -87,12 +121,13 @@ struct JSONBodyBuilder {
 
     mutating func string(_ key: String, _ value: String) {
         self.key(key)
-        appendEscaped(UnsafeRawBufferPointer?.none, text: value)
+        var value = value
+        value.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0)) }
     }
 
     mutating func secret(_ key: String, _ value: SecretBytes) {
         self.key(key)
-        value.withUnsafeBytes { appendEscaped($0, text: nil) }
+        value.withUnsafeBytes { appendEscaped($0) }
     }
 
     mutating func base64(_ key: String, _ value: [UInt8]) {
@@ -115,56 +150,78 @@ struct JSONBodyBuilder {
     private mutating func key(_ key: String) {
         if !first { buffer.append(byte: UInt8(ascii: ",")) }
         first = false
-        appendEscaped(nil, text: key)
+        var key = key
+        key.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0)) }
         buffer.append(byte: UInt8(ascii: ":"))
     }
 
-    /// A JSON string literal (RFC 8259 section 7): quote, backslash and control characters escaped.
-    private func appendEscaped(_ raw: UnsafeRawBufferPointer?, text: String?) {
+    /// A JSON string literal (RFC 8259 section 7): quote, backslash and control characters escaped;
+    /// the runs between them are appended whole.
+    private func appendEscaped(_ raw: UnsafeRawBufferPointer) {
         buffer.append(byte: UInt8(ascii: "\""))
-        func emit(_ byte: UInt8) {
+        var runStart = 0
+        for (index, byte) in raw.enumerated() {
+            let escape: StaticString
             switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                buffer.append(byte: UInt8(ascii: "\\"))
-                buffer.append(byte: byte)
-            case 0..<0x20, 0x7F:
-                let hex = Array("0123456789abcdef".utf8)
-                buffer.append("\\u00")
-                buffer.append(byte: hex[Int(byte >> 4)])
-                buffer.append(byte: hex[Int(byte & 0x0F)])
-            default:
-                buffer.append(byte: byte)
+            case UInt8(ascii: "\""): escape = "\\\""
+            case UInt8(ascii: "\\"): escape = "\\\\"
+            case 0..<0x20, 0x7F: escape = "\\u00"
+            default: continue
             }
+            if runStart < index { buffer.append(bytes: UnsafeRawBufferPointer(rebasing: raw[runStart..<index])) }
+            buffer.append(bytes: UnsafeRawBufferPointer(start: escape.utf8Start, count: escape.utf8CodeUnitCount))
+            if escape.utf8CodeUnitCount == 4 {
+                let hex: StaticString = "0123456789abcdef"
+                buffer.append(byte: hex.utf8Start[Int(byte >> 4)])
+                buffer.append(byte: hex.utf8Start[Int(byte & 0x0F)])
+            }
+            runStart = index + 1
         }
-        if let raw { for byte in raw { emit(byte) } }
-        if let text { for byte in text.utf8 { emit(byte) } }
+        if runStart < raw.count { buffer.append(bytes: UnsafeRawBufferPointer(rebasing: raw[runStart..<raw.count])) }
         buffer.append(byte: UInt8(ascii: "\""))
     }
 }
 
 /// Standard base64 with padding (RFC 4648 section 4), written straight into a wiped buffer.
 package enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
+    /// Encodes into a scratch buffer (wiped afterwards: the input may be a DEK seed) and appends
+    /// it to `buffer` in one piece.
     static func encode(_ bytes: [UInt8], into buffer: WipedBuffer) {
-        var index = 0
-        while index + 3 <= bytes.count {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in [18, 12, 6, 0] { buffer.append(byte: alphabet[Int((value >> UInt32(shift)) & 0x3F)]) }
-            index += 3
+        let length = (bytes.count + 2) / 3 * 4
+        guard length > 0 else { return }
+        let table = alphabet.utf8Start
+        let out = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: length)
+        defer {
+            out.update(repeating: 0)
+            out.deallocate()
         }
-        let rest = bytes.count - index
-        if rest == 1 {
-            let value = UInt32(bytes[index]) << 16
-            buffer.append(byte: alphabet[Int((value >> 18) & 0x3F)])
-            buffer.append(byte: alphabet[Int((value >> 12) & 0x3F)])
-            buffer.append("==")
-        } else if rest == 2 {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
-            buffer.append(byte: alphabet[Int((value >> 18) & 0x3F)])
-            buffer.append(byte: alphabet[Int((value >> 12) & 0x3F)])
-            buffer.append(byte: alphabet[Int((value >> 6) & 0x3F)])
-            buffer.append("=")
+        do {
+            var index = 0
+            var at = 0
+            func put(_ value: UInt32, _ shift: UInt32) {
+                out[at] = table[Int((value >> shift) & 0x3F)]
+                at += 1
+            }
+            while index + 3 <= bytes.count {
+                let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+                put(value, 18)
+                put(value, 12)
+                put(value, 6)
+                put(value, 0)
+                index += 3
+            }
+            let rest = bytes.count - index
+            if rest > 0 {
+                let value = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+                put(value, 18)
+                put(value, 12)
+                if rest == 2 { put(value, 6) } else { out[at] = UInt8(ascii: "="); at += 1 }
+                out[at] = UInt8(ascii: "=")
+                at += 1
+            }
+            buffer.append(bytes: UnsafeRawBufferPointer(out))
         }
     }
 
@@ -175,10 +232,22 @@ package enum Base64 {
         for byte in bytes {
             if byte == UInt8(ascii: "=") {
                 sawPadding = true
-            } else if sawPadding || !alphabet.contains(byte) {
+            } else if sawPadding || digit(byte) == nil {
                 return false
             }
         }
         return true
+    }
+
+    /// The value of one alphabet character; nil for anything else (padding included).
+    static func digit(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt32(byte - UInt8(ascii: "A"))
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): UInt32(byte - UInt8(ascii: "a") + 26)
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(byte - UInt8(ascii: "0") + 52)
+        case UInt8(ascii: "+"): 62
+        case UInt8(ascii: "/"): 63
+        default: nil
+        }
     }
 }

@@ -38,7 +38,7 @@ struct CurlMultiTransportTests {
 
     private func echo(_ response: VaultResponse?) -> Echo? {
         guard let response, response.status == 200 else { return nil }
-        return VaultJSON.decode(Echo.self, from: response.body)
+        return try? JSONDecoder().decode(Echo.self, from: Data(response.body.bytes))
     }
 
     @Test func sequentialRequestsShareOneKeptAliveConnection() throws {

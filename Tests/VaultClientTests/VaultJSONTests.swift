@@ -32,6 +32,47 @@ struct VaultJSONTests {
         }
     }
 
+    @Test func aLoginAnswerThatIsNotExactlyOneTokenAndLeaseIsRefusedWithItsReason() {
+        func reason(_ body: String) -> String? {
+            guard case .failure(let error) = VaultToken.parse(VaultResponse(status: 200, body: buffer(body))) else {
+                return nil
+            }
+            return error.reason
+        }
+        let malformedToken = "vault returned a malformed token"
+        let noAuth = "auth block missing in vault answer"
+        #expect(
+            reason(#"{"auth":{"client_token":"a","client_token":"b","lease_duration":60,"renewable":true}}"#)
+                == malformedToken)
+        #expect(reason(#"{"auth":{"client_token":17,"lease_duration":60,"renewable":true}}"#) == malformedToken)
+        #expect(reason(#"{"auth":{"client_token":"","lease_duration":60,"renewable":true}}"#) == malformedToken)
+        #expect(reason(#"{"auth":{"client_token":"x","lease_duration":"60","renewable":true}}"#) == noAuth)
+        #expect(
+            reason(#"{"auth":{"client_token":"x","lease_duration":99999999999999999999,"renewable":true}}"#) == noAuth)
+        #expect(reason(#"{"auth":{"client_token":"x","lease_duration":60,"renewable":"yes"}}"#) == noAuth)
+        #expect(reason(#"{"auth":{"client_token":"x","lease_duration":60,"renewable":true}"#) == noAuth)
+        #expect(reason(#"{"auth":null}"#) == noAuth)
+        #expect(reason(#"{"auth":{"client_token":"x","lease_duration":60,"renewable":true}}"#) == nil)
+        // A fractional or exponent lease is read by the one lenient number rule (truncated).
+        let lenient = try? VaultToken.parse(
+            VaultResponse(
+                status: 200, body: buffer(#"{"auth":{"client_token":"x","lease_duration":3.6e3,"renewable":false}}"#))
+        ).get()
+        #expect(lenient?.leaseSeconds == 3600)
+    }
+
+    @Test func anEncryptAnswerWithAWrongTypeOrADuplicateIsNotDecoded() {
+        for body in [
+            #"{"data":{"ciphertext":"vault:v1:AA==","key_version":"1"}}"#,
+            #"{"data":{"ciphertext":"vault:v1:AA==","key_version":1,"key_version":2}}"#,
+            #"{"data":{"ciphertext":["vault:v1:AA=="],"key_version":1}}"#,
+            #"{"data":{"ciphertext":"vault:v1:AA==","key_version":1e30}}"#,
+            #"{"data":{"ciphertext":"vault:v1:AA==","key_version":1}"#,
+        ] {
+            #expect(VaultJSON.decode(VaultJSON.EncryptResponse.self, from: buffer(body)) == nil, "\(body)")
+        }
+    }
+
     @Test func keyMetadataWithIntegerCreationTimesDecodes() throws {
         let body = #"""
             {"request_id":"r","lease_id":"","renewable":false,"lease_duration":0,"data":{"allow_plaintext_backup":false,
@@ -65,7 +106,7 @@ struct VaultJSONTests {
                 VaultJSON.EncryptResponse.self,
                 from: buffer(
                     #"{"request_id":"r","data":{"ciphertext":"vault:v3:AbCd","key_version":3},"warnings":null}"#)))
-        #expect(encrypt.data.ciphertext == "vault:v3:AbCd")
+        #expect(encrypt.data.ciphertext == Array("vault:v3:AbCd".utf8))
         #expect(encrypt.data.key_version == 3)
         let decrypt = try SecretJSONField.base64(
             at: ["data", "plaintext"], in: buffer(#"{"data":{"plaintext":"aGVsbG8="},"auth":null}"#),

@@ -46,7 +46,8 @@ build_target() {
     local name=$1
     shift
     echo "== fuzz: build $name" >&2
-    swiftc "${SAN[@]}" -module-name "fuzz_$name" -I "$OUT/mod" -L "$OUT/lib" \
+    # -package-name: the harness is compiled with the sources it tests, some of which are `package`.
+    swiftc "${SAN[@]}" -package-name vault_kube_kms -module-name "fuzz_$name" -I "$OUT/mod" -L "$OUT/lib" \
         "$ROOT/Tests/fuzz/$name/main.swift" "$@" \
         -lFront -lKMSv2API -lSwiftProtobuf -lKMSRuntime -lKMSCore -o "$OUT/bin/$name" 2> >(grep -v "ld.gold: warning" >&2)
 }
@@ -54,7 +55,8 @@ build_target() {
 status=0
 for target in "${TARGETS[@]}"; do
     case $target in
-        vault_json) build_target "$target" "$ROOT/Sources/Broker/VaultJSON.swift" "$ROOT/Sources/Broker/SecretJSONField.swift" ;;
+        vault_json) build_target "$target" "$ROOT/Sources/VaultClient/VaultJSON.swift" \
+            "$ROOT/Sources/VaultClient/SecretJSONField.swift" "$ROOT/Sources/VaultClient/JSONDocument.swift" ;;
         http_request) build_target "$target" "$ROOT/Sources/Front/HTTPRequestParser.swift" ;;
         *) build_target "$target" ;;
     esac
