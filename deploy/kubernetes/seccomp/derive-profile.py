@@ -88,9 +88,9 @@ def traced_run(workdir):
     """The e2e flow under strace; returns the Counter of syscalls."""
     import grpc
 
-    import kmsclient
-    import plugin
-    import vaultenv
+    from kmstest import kmsclient
+    from kmstest import plugin
+    from kmstest import vaultenv
 
     server = vaultenv.SimulatorProcess()
     try:
