@@ -2,8 +2,8 @@
 // vault-kube-kms: a Kubernetes KMS v2 plugin backed by Vault Transit, split into an
 // unprivileged gRPC front and a credential broker. The privilege boundary is visible here:
 // Front never depends on Broker, VaultClient, Preflight, CCurl or COpenSSL; Broker, VaultClient
-// and Preflight never depend on Front, CNGHTTP2 or KMSv2API. Tests/e2e/test_boundary.py checks
-// the sources' imports and what the binaries link.
+// and Preflight never depend on Front, CNGHTTP2 or KMSv2API. Tests/e2e/privsep/test_boundary.py
+// checks the sources' imports and what the binaries link.
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "VaultClient",
             dependencies: [
-                "KMSCore", "KMSRuntime", "CCurl", "COpenSSL", "CSpawn",
+                "KMSCore", "KMSRuntime", "CCurl", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

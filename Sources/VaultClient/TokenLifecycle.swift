@@ -1,4 +1,3 @@
-import CSpawn
 import KMSCore
 import KMSRuntime
 import Logging
@@ -391,19 +390,4 @@ public struct TokenCounters: Equatable, Sendable {
     public var loginFailures: UInt64 = 0
     public var renewalSuccesses: UInt64 = 0
     public var renewalFailures: UInt64 = 0
-}
-
-/// Process-level protections for the process that holds the token.
-public enum BrokerProcess {
-    /// Makes the process non-dumpable (no core dumps, no ptrace by same-uid processes, /proc/self
-    /// files owned by root) and sets `RLIMIT_CORE` to 0. Call first thing, before the secret ID
-    /// is read, in every command that reads it.
-    public static func disableDumping() throws(ConfigurationError) {
-        guard CoreDumps.disable() else {
-            throw ConfigurationError("setrlimit(RLIMIT_CORE, 0) failed: \(SystemError("setrlimit"))")
-        }
-        guard kms_set_dumpable(0) == 0 else {
-            throw ConfigurationError("prctl(PR_SET_DUMPABLE, 0) failed: \(SystemError("prctl"))")
-        }
-    }
 }

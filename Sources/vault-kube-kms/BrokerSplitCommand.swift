@@ -45,7 +45,7 @@ struct BrokerSplitCommand: ParsableCommand {
     }
 
     private func serve(logger: Logger) throws(ConfigurationError) {
-        try BrokerProcess.disableDumping()
+        try CoreDumps.disableDumping()
         signal(SIGPIPE, SIG_IGN)
         try refuseAbstractAddress()
         let policy = SplitListener.PeerPolicy(

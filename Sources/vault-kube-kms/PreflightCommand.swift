@@ -21,7 +21,7 @@ struct PreflightCommand: ParsableCommand {
         let report: PreflightReport
         do {
             // The preflight reads the secret ID and holds a token too.
-            try BrokerProcess.disableDumping()
+            try CoreDumps.disableDumping()
             let configuration = try vault.configuration()
             let address = try Flags.resolve(listenAddress, "listen-address").map(ListenAddress.init(parsing:))
             StartupEnvironment.scrub(logger: nil)

@@ -85,7 +85,7 @@ struct ServeCommand: ParsableCommand {
 
     private func serve(logging: LoggingOptions, logger: Logger) throws(ConfigurationError) {
         // Other processes of our uid must not read the token from our memory or core dumps.
-        try BrokerProcess.disableDumping()
+        try CoreDumps.disableDumping()
         signal(SIGPIPE, SIG_IGN)
 
         let configuration = try vault.configuration()

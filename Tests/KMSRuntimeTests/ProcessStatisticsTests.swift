@@ -55,4 +55,11 @@ struct CoreDumpsTests {
         // Already zero: a second call (setrlimit to the same values) still reports success.
         #expect(CoreDumps.disable())
     }
+
+    @Test func disablingDumpingClearsTheDumpableFlagAndTheCoreLimit() throws {
+        try CoreDumps.disableDumping()
+        #expect(!CoreDumps.isDumpable)
+        let limits = CoreDumps.limits()
+        #expect(limits?.soft == 0 && limits?.hard == 0)
+    }
 }
