@@ -1,6 +1,6 @@
 .PHONY: run test build unit e2e proto format bench
 
-run:    ## run the plugin against the Vault simulator and leave it serving
+run:    ## run the plugin against an OpenBao dev server (scripts/dev-run.sh) and leave it serving
 	bash scripts/dev-run.sh
 
 test:   ## the whole test suite (what CI runs)
