@@ -26,15 +26,18 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        // C where C is required: fork -> drop privileges -> exec (async-signal-safe), prctl.
+        // C where C is required: fork -> drop privileges -> exec (async-signal-safe), pidfd_open.
         .target(name: "CSpawn"),
+        // Linux and glibc shims Swift's Glibc module lacks: epoll and signalfd declarations,
+        // SO_PEERCRED, prctl(PR_SET_DUMPABLE), the real argv (captured in .init_array).
+        .target(name: "CLinux"),
         // C for the front's sandbox: raw landlock_*/seccomp system calls and the BPF allow list.
         .target(name: "CSandbox", exclude: ["front_syscalls.inc"]),
 
         .target(name: "KMSCore", swiftSettings: strict),
         .target(
             name: "KMSRuntime",
-            dependencies: ["KMSCore", "CSystemd", "CSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KMSCore", "CSystemd", "CLinux", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .target(
             name: "KMSv2API",
@@ -75,10 +78,17 @@ let package = Package(
         // socket) with a hand-written protobuf codec, so the broker binary links neither the gRPC
         // server nor KMSv2API.
         .target(name: "KMSProbe", dependencies: ["KMSCore", "CCurl"], swiftSettings: strict),
+        // What both executables' command lines share on top of ArgumentParser (Go-style flag
+        // spellings); KMSRuntime stays free of ArgumentParser.
+        .target(
+            name: "KMSCommandLine",
+            dependencies: ["KMSRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
         .executableTarget(
             name: "vault-kube-kms",
             dependencies: [
-                "Broker", "VaultClient", "Preflight", "KMSCore", "KMSRuntime", "CSpawn", "CSandbox", "KMSProbe",
+                "Broker", "VaultClient", "Preflight", "KMSCore", "KMSRuntime", "KMSCommandLine", "CSpawn", "CSandbox",
+                "KMSProbe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -86,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "vault-kube-kms-front",
             dependencies: [
-                "Front", "KMSRuntime",
+                "Front", "KMSRuntime", "KMSCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

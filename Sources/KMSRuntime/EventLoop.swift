@@ -1,4 +1,4 @@
-import CSpawn  // kms_linux.h: epoll and signalfd declarations
+import CLinux  // kms_linux.h: epoll and signalfd declarations
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,4 @@
-import CSpawn  // kms_linux.h: kms_peer_credentials (struct ucred is GNU-only)
+import CLinux  // kms_linux.h: kms_peer_credentials (struct ucred is GNU-only)
 
 #if canImport(Glibc)
     import Glibc

@@ -3,6 +3,7 @@
 // wire, run: everything else lives in the Front module.
 import ArgumentParser
 import Front
+import KMSCommandLine
 import KMSRuntime
 
 struct FrontCommand: ParsableCommand {

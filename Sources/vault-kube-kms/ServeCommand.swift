@@ -1,6 +1,5 @@
 import ArgumentParser
 import Broker
-import CSpawn
 import KMSRuntime
 import Logging
 import VaultClient

@@ -1,6 +1,7 @@
 // vault-kube-kms: the credential broker. Thin main: parse, validate, wire, run.
 import ArgumentParser
 import Broker
+import KMSCommandLine
 import KMSRuntime
 
 // The real argv (captured in C, not /proc/self/cmdline: see KMSRuntime.ProcessArguments), with

@@ -45,15 +45,6 @@ struct kms_spawn_result kms_spawn(const struct kms_spawn_request *request);
 /* Human-readable name of a failed step. */
 const char *kms_spawn_step_name(int step);
 
-/* prctl wrappers (prctl is variadic and cannot be called from Swift). */
-int kms_set_dumpable(int dumpable);
-int kms_get_dumpable(void);
-int kms_set_no_new_privs(void);
-int kms_get_no_new_privs(void);
-int kms_set_pdeathsig(int sig);
-
-
-
 /* pidfd_open(2) through syscall(2), which is variadic: readable in epoll when the process exits.
    Returns -1 with errno set on kernels without it (< 5.3). */
 int kms_pidfd_open(pid_t pid);

@@ -1,7 +1,7 @@
 """Both binaries see their real argv where /proc is not mounted. Swift's CommandLine reads
 /proc/self/cmdline on Linux; without /proc it is empty, and `vault-kube-kms --help` used to run
 the server with no flags (`--vault-key-path is required`). KMSRuntime.ProcessArguments hands the
-parser the argv captured before main (CSpawn/kms_args.c). Here /proc is hidden under an empty
+parser the argv captured before main (CLinux/kms_args.c). Here /proc is hidden under an empty
 tmpfs in a private mount namespace; Tests/e2e/deploy/test_systemd_nspawn_split.py repeats the check in a
 chroot into the Debian root the systemd lane boots."""
 import os
