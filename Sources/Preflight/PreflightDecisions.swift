@@ -23,9 +23,10 @@ enum PreflightDecisions {
         }
         if seconds > maxShortTokenTTLSeconds {
             return PreflightResult(
-                "token.ttl", .warn, "token TTL \(duration(seconds)) is longer than 24h; lower the role's token_ttl")
+                "token.ttl", .warn,
+                "token TTL \(DurationText.text(seconds: seconds)) is longer than 24h; lower the role's token_ttl")
         }
-        return PreflightResult("token.ttl", .pass, "token TTL \(duration(seconds))")
+        return PreflightResult("token.ttl", .pass, "token TTL \(DurationText.text(seconds: seconds))")
     }
 
     static func tokenRenewable(_ renewable: Bool) -> PreflightResult {
@@ -144,9 +145,11 @@ enum PreflightDecisions {
         }
         if autoRotateSeconds > maxAutoRotateSeconds {
             return PreflightResult(
-                "key.rotation", .warn, "auto_rotate_period \(duration(autoRotateSeconds)) is longer than 90 days")
+                "key.rotation", .warn,
+                "auto_rotate_period \(DurationText.text(seconds: autoRotateSeconds)) is longer than 90 days")
         }
-        return PreflightResult("key.rotation", .pass, "auto_rotate_period \(duration(autoRotateSeconds))")
+        return PreflightResult(
+            "key.rotation", .pass, "auto_rotate_period \(DurationText.text(seconds: autoRotateSeconds))")
     }
 
     /// Versions below `min_decryption_version` can no longer decrypt. The preflight cannot see
@@ -161,7 +164,7 @@ enum PreflightDecisions {
         if let created = facts.creationTimes[minimum], nowSeconds - created < recentRetirementSeconds {
             return PreflightResult(
                 "key.min_decryption_version", .warn,
-                "\(minimum), but version \(minimum - 1) was still encrypting \(duration(max(0, nowSeconds - created))) ago; "
+                "\(minimum), but version \(minimum - 1) was still encrypting \(DurationText.text(seconds: max(0, nowSeconds - created))) ago; "
                     + "lower it unless a storage migration rewrote every Secret since")
         }
         return PreflightResult(
@@ -309,16 +312,6 @@ enum PreflightDecisions {
     }
 
     // MARK: formatting
-
-    /// `30d` for whole days, else Go's style: `47h59m59s`, `90m` -> `1h30m`.
-    static func duration(_ seconds: Int64) -> String {
-        if seconds % 86400 == 0 && seconds >= 86400 { return "\(seconds / 86400)d" }
-        var text = ""
-        if seconds >= 3600 { text += "\(seconds / 3600)h" }
-        if seconds % 3600 >= 60 { text += "\(seconds % 3600 / 60)m" }
-        if seconds % 60 != 0 || seconds == 0 { text += "\(seconds % 60)s" }
-        return text
-    }
 
     static func octal(_ mode: UInt32) -> String {
         let digits = String(mode, radix: 8)

@@ -124,32 +124,8 @@ enum PreflightJSON {
             if json.kind == .number {
                 value = try json.int64()
             } else {
-                value = Self.parseGoDuration(try json.string()) ?? 0
+                value = DurationText.seconds(try json.string()) ?? 0
             }
-        }
-
-        /// `720h`, `90m`, `3600s`, `1h30m`; nil for anything else.
-        static func parseGoDuration(_ text: String) -> Int64? {
-            var total: Int64 = 0
-            var number: Int64 = 0
-            var sawDigit = false
-            for character in text {
-                if let digit = character.wholeNumberValue {
-                    number = number * 10 + Int64(digit)
-                    sawDigit = true
-                    continue
-                }
-                guard sawDigit else { return nil }
-                switch character {
-                case "h": total += number * 3600
-                case "m": total += number * 60
-                case "s": total += number
-                default: return nil
-                }
-                number = 0
-                sawDigit = false
-            }
-            return sawDigit ? (number == 0 ? total : nil) : total
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import KMSCore
 import KMSProbe
+import KMSRuntime
 
 #if canImport(Glibc)
     import Glibc
@@ -50,7 +51,7 @@ struct RotationStatusCommand: ParsableCommand {
 
     func run() throws {
         guard !apiserverMetrics.isEmpty else { throw ValidationError("--apiserver-metrics is required") }
-        guard let stuckMillis = Self.millis(stuckAfter), stuckMillis > 0 else {
+        guard let stuckMillis = try? DurationText.millis(stuckAfter, flag: "stuck-after") else {
             throw ValidationError("--stuck-after must be a duration such as 90s or 5m")
         }
         guard (1...60_000).contains(timeoutMillis) else { throw ValidationError("--timeout-millis must be 1-60000") }
@@ -121,17 +122,5 @@ struct RotationStatusCommand: ParsableCommand {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// `90s`, `5m`, `1h`, `500ms` in milliseconds.
-    static func millis(_ text: String) -> Int? {
-        let units: [(String, Int)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let number = Int(text.dropLast(suffix.count)), number >= 0, number <= 86_400_000 / factor else {
-                return nil
-            }
-            return number * factor
-        }
-        return nil
     }
 }

@@ -217,17 +217,4 @@ struct PreflightServerAndFileTests {
         let none = PreflightDecisions.addresses(serving: [], count: 3, checkedThrough: nil)
         #expect(none == PreflightResult("vault.reachable", .fail, "none of the 3 Vault addresses can serve"))
     }
-
-    @Test func durationsPrintAsWholeDaysOrHoursMinutesSeconds() {
-        #expect(PreflightDecisions.duration(30 * 86400) == "30d")
-        #expect(PreflightDecisions.duration(172_799) == "47h59m59s")
-        #expect(PreflightDecisions.duration(5400) == "1h30m")
-        #expect(PreflightDecisions.duration(0) == "0s")
-    }
-
-    @Test func goDurationsParseToSeconds() {
-        #expect(PreflightJSON.Seconds.parseGoDuration("720h") == Int64(2_592_000))
-        #expect(PreflightJSON.Seconds.parseGoDuration("1h30m") == Int64(5400))
-        #expect(PreflightJSON.Seconds.parseGoDuration("12x") == nil)
-    }
 }
