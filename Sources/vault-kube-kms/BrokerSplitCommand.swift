@@ -45,8 +45,7 @@ struct BrokerSplitCommand: ParsableCommand {
     }
 
     private func serve(logger: Logger) throws(ConfigurationError) {
-        try CoreDumps.disableDumping()
-        signal(SIGPIPE, SIG_IGN)
+        try BrokerProcess.protect()
         try refuseAbstractAddress()
         let policy = SplitListener.PeerPolicy(
             uid: try numeric(allowedFrontUid, "allowed-front-uid"),
@@ -55,46 +54,10 @@ struct BrokerSplitCommand: ParsableCommand {
             throw ConfigurationError("--allowed-front-uid or --allowed-front-gid is required")
         }
         let configuration = try vault.configuration()
-        StartupEnvironment.scrub(logger: logger)
-        let loop = try wrap { () throws(SystemError) in try EventLoop() }
-        let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
-        let (listenFD, boundPath, socketName) = try openListener(logger: logger)
-
-        let listener = SplitListener(fd: listenFD, loop: loop, logger: logger, policy: policy) { fd, closed in
-            service.attachFront(
-                fd: fd, helloTimeoutMillis: BrokerService.splitHelloTimeoutMillis,
-                onHello: { logger.info("front.ready") },
-                onClose: closed)
+        let options = BrokerProcess.SplitOptions(configuration: configuration, policy: policy) {
+            () throws(ConfigurationError) in try openListener(logger: logger)
         }
-        let watchdog = SystemdWatchdog.start(on: loop)
-
-        try ShutdownSequence.install(
-            loop: loop, logger: logger, service: service, watchdog: watchdog,
-            stopIntake: { done in
-                listener.stop()
-                done()
-            },
-            cleanup: {
-                if let boundPath { unlink(boundPath) }
-                close(listenFD)
-            })
-        service.start()
-        do {
-            try wrap { () throws(SystemError) in try listener.start() }
-        } catch {
-            if let boundPath { unlink(boundPath) }
-            throw error
-        }
-        // The secret-ID file was read and checked and the socket accepts: the broker can serve.
-        SystemdNotify.send("READY=1")
-        HealthStatusReporter.start(service: service, loop: loop, serving: socketName)
-        logger.info(
-            "broker.started",
-            metadata: [
-                "broker_socket": "\(socketName)", "vault": "\(configuration.vaultAddress)",
-                "key_path": "\(configuration.vaultKeyPath)",
-            ])
-        loop.run()
+        try BrokerProcess.split(options, logger: logger).run()
     }
 
     private func numeric(_ value: UInt32?, _ flag: String) throws(ConfigurationError) -> UInt32? {
@@ -117,22 +80,20 @@ struct BrokerSplitCommand: ParsableCommand {
     }
 
     /// The socket-activated SOCK_SEQPACKET socket if there is one, else the socket bound here.
-    private func openListener(logger: Logger) throws(ConfigurationError) -> (
-        fd: Int32, boundPath: String?, description: String
-    ) {
+    private func openListener(logger: Logger) throws(ConfigurationError) -> BrokerProcess.ListeningSocket {
         let seqpacket = Int32(SOCK_SEQPACKET.rawValue)
         if let inherited = SocketActivation.listeningSocket(
             of: seqpacket, in: SocketActivation.inheritedSockets(), preferredName: "broker")
         {
             _ = fcntl(inherited.fd, F_SETFD, FD_CLOEXEC)
-            return (inherited.fd, nil, "fd:\(inherited.fd) (\(inherited.name))")
+            return .init(fd: inherited.fd, boundPath: nil, name: "fd:\(inherited.fd) (\(inherited.name))")
         }
         let address = try ListenAddress(parsing: Flags.required(brokerListenAddress, "broker-listen-address"))
         let mode = try SocketOptions.parseMode(Flags.resolve(brokerSocketMode, "broker-socket-mode") ?? "0660")
         let group = try Flags.resolve(brokerSocketGroup, "broker-socket-group").map(SocketOptions.resolveGroup)
         if case .path(let path) = address { try SocketDirectory.check(socketPath: path, logger: logger) }
         let fd = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group, type: seqpacket))
-        if case .path(let path) = address { return (fd, path, address.description) }
-        return (fd, nil, address.description)
+        if case .path(let path) = address { return .init(fd: fd, boundPath: path, name: address.description) }
+        return .init(fd: fd, boundPath: nil, name: address.description)
     }
 }

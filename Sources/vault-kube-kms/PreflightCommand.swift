@@ -24,7 +24,7 @@ struct PreflightCommand: ParsableCommand {
             try CoreDumps.disableDumping()
             let configuration = try vault.configuration()
             let address = try Flags.resolve(listenAddress, "listen-address").map(ListenAddress.init(parsing:))
-            StartupEnvironment.scrub(logger: nil)
+            BrokerProcess.scrubEnvironment(logger: nil)
             report = try Preflight(configuration: configuration, listenAddress: address).run()
         } catch {
             print("FAIL  configuration  \(error.description)")

@@ -83,10 +83,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     private func serve(logging: LoggingOptions, logger: Logger) throws(ConfigurationError) {
-        // Other processes of our uid must not read the token from our memory or core dumps.
-        try CoreDumps.disableDumping()
-        signal(SIGPIPE, SIG_IGN)
-
+        try BrokerProcess.protect()
         let configuration = try vault.configuration()
         guard let listenText = resolve(listenAddress, "listen-address") else {
             // No default: HashiCorp's unix:///tmp/vault-kube-kms.socket is in a directory every
@@ -114,63 +111,14 @@ struct ServeCommand: ParsableCommand {
             try OneUIDTopology.checkKernel(automatic: automatic)
             OneUIDTopology.logSelected(automatic: automatic, uid: geteuid(), logger: logger)
         }
-
-        StartupEnvironment.scrub(logger: logger)
-        let loop = try wrap { () throws(SystemError) in try EventLoop() }
-        let service = try BrokerService(configuration: configuration, loop: loop, logger: logger)
-        if case .path(let path) = address { try SocketDirectory.check(socketPath: path, logger: logger) }
-        let listenFD = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group))
-        var frontArguments = ["--broker-fd", "3", "--listen-fd", "4", "--log-level", logging.level.rawValue]
-        frontArguments += ["--log-format", logging.format.rawValue]
+        var frontArguments = ["--log-level", logging.level.rawValue, "--log-format", logging.format.rawValue]
         frontArguments += try observability.frontArguments()
         frontArguments += ["--sandbox", sandbox]
         frontArguments += clientArguments
-        let executable = resolve(frontExecutable, "front-executable") ?? FrontSupervisor.defaultExecutable()
-        var readyNotified = false
-        let supervisor = FrontSupervisor(
-            options: .init(executable: executable, plan: plan, listenFD: listenFD, arguments: frontArguments),
-            loop: loop, logger: logger
-        ) { fd in
-            service.attachFront(
-                fd: fd,
-                onHello: {
-                    logger.info("front.ready", metadata: ["socket": "\(address)"])
-                    if !readyNotified {
-                        readyNotified = true
-                        SystemdNotify.send("READY=1\nSTATUS=serving \(address)")
-                    }
-                },
-                onClose: {})
-        }
-
-        // WATCHDOG=1 and STATUS= (the spawned front has an empty environment: only the broker notifies).
-        let watchdog = SystemdWatchdog.start(on: loop)
-        try ShutdownSequence.install(
-            loop: loop, logger: logger, service: service, watchdog: watchdog,
-            stopIntake: { done in supervisor.stop(completion: done) },
-            cleanup: {
-                if case .path(let path) = address { unlink(path) }
-                close(listenFD)
-            })
-        service.start()
-        HealthStatusReporter.start(service: service, loop: loop, serving: "\(address)") { readyNotified }
-        do {
-            try supervisor.start()
-        } catch {
-            if case .path(let path) = address { unlink(path) }
-            throw error
-        }
-        logger.info(
-            "broker.started",
-            metadata: [
-                "socket": "\(address)", "vault": "\(configuration.vaultAddress)",
-                "key_path": "\(configuration.vaultKeyPath)",
-            ])
-        loop.run()
+        let options = BrokerProcess.SpawnOptions(
+            configuration: configuration, address: address, socket: .init(mode: mode, groupID: group),
+            frontExecutable: resolve(frontExecutable, "front-executable") ?? FrontSupervisor.defaultExecutable(),
+            plan: plan, frontArguments: frontArguments)
+        try BrokerProcess.spawn(options, logger: logger).run()
     }
-}
-
-/// Turns a system-call failure during setup into a configuration error for the operator.
-func wrap<T>(_ body: () throws(SystemError) -> T) throws(ConfigurationError) -> T {
-    do { return try body() } catch { throw ConfigurationError("\(error)") }
 }

@@ -79,7 +79,7 @@ def test_the_first_kms_call_starts_both_services_by_socket_activation_and_is_ans
 
 
 def test_systemctl_status_shows_the_sd_notify_status_lines(node):
-    # The broker reports its health once a second (HealthStatusReporter): "not logged in yet"
+    # The broker reports its health once a second (BrokerProcess.reportHealth): "not logged in yet"
     # at start, then "serving <socket>".
     node.wait_for(lambda: node.container.show(BROKER, "StatusText")["StatusText"].startswith("serving "), 10,
                   "the broker's STATUS= never became serving")
