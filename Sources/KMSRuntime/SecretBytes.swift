@@ -16,6 +16,17 @@ public final class SecretBytes: CustomStringConvertible, CustomDebugStringConver
         count = bytes.count
     }
 
+    /// Copies `raw` in one piece. (The generic initializer above walks its collection element by
+    /// element, unspecialized across modules: tens of instructions per byte.)
+    public init(_ raw: UnsafeRawBufferPointer) {
+        storage = .allocate(byteCount: max(raw.count, 1), alignment: 1)
+        storage.initializeMemory(as: UInt8.self, repeating: 0)
+        if let base = raw.baseAddress, raw.count > 0 {
+            storage.baseAddress!.copyMemory(from: base, byteCount: raw.count)
+        }
+        count = raw.count
+    }
+
     public let count: Int
     public var isEmpty: Bool { count == 0 }
 

@@ -101,7 +101,7 @@ extension Base64 {
                     at += 3 - padding
                     index += 4
                 }
-                return SecretBytes(UnsafeMutableBufferPointer(rebasing: out[0..<at]))
+                return SecretBytes(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: out[0..<at])))
             }
         }
     }

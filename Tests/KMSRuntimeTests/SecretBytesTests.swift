@@ -27,4 +27,14 @@ struct SecretBytesTests {
         #expect(EnvironmentFallback.variableName(forFlag: "vault-address") == "VAULT_KUBE_KMS_VAULT_ADDRESS")
         #expect(EnvironmentFallback.resolve("given", flag: "vault-address") == "given")
     }
+
+    @Test func theRawBufferInitialiserCopiesTheSameBytesAsTheGenericOne() {
+        let bytes: [UInt8] = Array(0...255)
+        let copied = bytes.withUnsafeBytes { SecretBytes($0) }
+        #expect(copied.withUnsafeBytes { Array($0) } == bytes)
+        #expect(copied.constantTimeEquals(SecretBytes(bytes)))
+        let empty = SecretBytes(UnsafeRawBufferPointer(start: nil, count: 0))
+        #expect(empty.isEmpty)
+        #expect(empty.withUnsafeBytes { $0.count } == 0)
+    }
 }
