@@ -269,18 +269,13 @@ final class FrontServer {
 
     /// Checks that an inherited descriptor is a Unix socket of the expected type and state.
     static func checkSocket(_ fd: Int32, type: Int32, listening: Bool, flag: String) throws(ConfigurationError) {
-        var value: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) == 0 else {
-            throw ConfigurationError("--\(flag) \(fd) is not a socket: \(SystemError("getsockopt"))")
-        }
-        guard value == type else { throw ConfigurationError("--\(flag) \(fd) has the wrong socket type \(value)") }
-        length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &length) == 0, value == AF_UNIX else {
-            throw ConfigurationError("--\(flag) \(fd) is not a Unix socket")
-        }
-        length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) == 0, (value != 0) == listening else {
+        switch SocketCheck.problem(fd, type: type, listening: listening) {
+        case nil: return
+        case .notASocket(let error):
+            throw ConfigurationError("--\(flag) \(fd) is not a socket: \(SystemError("getsockopt", errno: error))")
+        case .wrongType(let value): throw ConfigurationError("--\(flag) \(fd) has the wrong socket type \(value)")
+        case .notUnix: throw ConfigurationError("--\(flag) \(fd) is not a Unix socket")
+        case .wrongState:
             throw ConfigurationError("--\(flag) \(fd) is \(listening ? "not listening" : "a listening socket")")
         }
     }

@@ -102,11 +102,11 @@ final class GRPCServer {
                 case EINTR, ECONNABORTED: continue
                 case EAGAIN, EWOULDBLOCK: return
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    logger.warning("front.accept_paused", metadata: ["error": "\(SystemError("accept4"))"])
+                    logger.warning("front.accept_paused", metadata: ["error": "\(SystemError("accept"))"])
                     pauseAccepting()
                     return
                 default:
-                    logger.error("front.accept_failed", metadata: ["error": "\(SystemError("accept4"))"])
+                    logger.error("front.accept_failed", metadata: ["error": "\(SystemError("accept"))"])
                     return
                 }
             }

@@ -46,11 +46,6 @@ public enum SocketActivation {
 
     /// True when `fd` is a listening AF_UNIX socket of `type`.
     public static func isListeningUnixSocket(_ fd: Int32, type: Int32) -> Bool {
-        func option(_ name: Int32) -> Int32? {
-            var value: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            return getsockopt(fd, SOL_SOCKET, name, &value, &length) == 0 ? value : nil
-        }
-        return option(SO_TYPE) == type && option(SO_DOMAIN) == AF_UNIX && option(SO_ACCEPTCONN) == 1
+        SocketCheck.problem(fd, type: type, listening: true) == nil
     }
 }
