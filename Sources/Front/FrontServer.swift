@@ -227,28 +227,20 @@ final class FrontServer {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             return (fd, nil)
         case .address(let address):
-            // A socket unit's socket wins over the address (which then only documents it): the
-            // unit owns the file, and binding it here would find it live and stop.
-            if let socket = SocketActivation.listeningSocket(
-                of: Int32(SOCK_STREAM.rawValue), in: SocketActivation.inheritedSockets(), preferredName: "kms")
-            {
-                _ = fcntl(socket.fd, F_SETFD, FD_CLOEXEC)
-                return (socket.fd, nil)
+            let opened = try ListenEndpoint.open(
+                type: Int32(SOCK_STREAM.rawValue), activationName: "kms", logger: logger
+            ) {
+                (address, SocketListener.Options(mode: mode, groupID: group))
             }
-            if case .path(let path) = address { try SocketDirectory.check(socketPath: path, logger: logger) }
-            let fd = try SocketListener.listen(at: address, options: SocketListener.Options(mode: mode, groupID: group))
-            if case .path(let path) = address { return (fd, path) }
-            return (fd, nil)
+            return (opened.fd, opened.boundPath)
         case .socketActivated:
-            let stream = Int32(SOCK_STREAM.rawValue)
-            guard
-                let socket = SocketActivation.listeningSocket(
-                    of: stream, in: SocketActivation.inheritedSockets(), preferredName: "kms")
-            else {
+            let opened = try ListenEndpoint.open(
+                type: Int32(SOCK_STREAM.rawValue), activationName: "kms", logger: logger
+            ) {
+                () throws(ConfigurationError) in
                 throw ConfigurationError("socket activation: no listening Unix stream socket was passed (LISTEN_FDS)")
             }
-            _ = fcntl(socket.fd, F_SETFD, FD_CLOEXEC)
-            return (socket.fd, nil)
+            return (opened.fd, opened.boundPath)
         }
     }
 

@@ -81,19 +81,15 @@ struct BrokerSplitCommand: ParsableCommand {
 
     /// The socket-activated SOCK_SEQPACKET socket if there is one, else the socket bound here.
     private func openListener(logger: Logger) throws(ConfigurationError) -> BrokerProcess.ListeningSocket {
-        let seqpacket = Int32(SOCK_SEQPACKET.rawValue)
-        if let inherited = SocketActivation.listeningSocket(
-            of: seqpacket, in: SocketActivation.inheritedSockets(), preferredName: "broker")
-        {
-            _ = fcntl(inherited.fd, F_SETFD, FD_CLOEXEC)
-            return .init(fd: inherited.fd, boundPath: nil, name: "fd:\(inherited.fd) (\(inherited.name))")
+        let opened = try ListenEndpoint.open(
+            type: Int32(SOCK_SEQPACKET.rawValue), activationName: "broker", logger: logger
+        ) {
+            () throws(ConfigurationError) in
+            let address = try ListenAddress(parsing: Flags.required(brokerListenAddress, "broker-listen-address"))
+            let mode = try SocketOptions.parseMode(Flags.resolve(brokerSocketMode, "broker-socket-mode") ?? "0660")
+            let group = try Flags.resolve(brokerSocketGroup, "broker-socket-group").map(SocketOptions.resolveGroup)
+            return (address, SocketListener.Options(mode: mode, groupID: group))
         }
-        let address = try ListenAddress(parsing: Flags.required(brokerListenAddress, "broker-listen-address"))
-        let mode = try SocketOptions.parseMode(Flags.resolve(brokerSocketMode, "broker-socket-mode") ?? "0660")
-        let group = try Flags.resolve(brokerSocketGroup, "broker-socket-group").map(SocketOptions.resolveGroup)
-        if case .path(let path) = address { try SocketDirectory.check(socketPath: path, logger: logger) }
-        let fd = try SocketListener.listen(at: address, options: .init(mode: mode, groupID: group, type: seqpacket))
-        if case .path(let path) = address { return .init(fd: fd, boundPath: path, name: address.description) }
-        return .init(fd: fd, boundPath: nil, name: address.description)
+        return .init(fd: opened.fd, boundPath: opened.boundPath, name: opened.name)
     }
 }
