@@ -47,8 +47,7 @@ let package = Package(
         .target(
             name: "Front",
             dependencies: [
-                "KMSCore", "KMSRuntime", "KMSv2API", "CNGHTTP2", "CSandbox",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "KMSCore", "KMSRuntime", "CNGHTTP2", "CSandbox",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -1,5 +1,4 @@
-import KMSv2API
-import SwiftProtobuf
+import KMSCore
 
 extension KMSService {
     /// The healthz a Status call gets while the front has no broker connection (split
@@ -9,14 +8,6 @@ extension KMSService {
 
     /// The serialized Status response while the broker is away.
     static func brokerAwayStatus() -> Result<[UInt8], GRPCStatus> {
-        var response = V2_StatusResponse()
-        response.version = protocolVersion
-        response.healthz = brokerAwayHealthz
-        do {
-            let bytes: [UInt8] = try response.serializedBytes()
-            return .success(bytes)
-        } catch {
-            return .failure(GRPCStatus(.internal, "cannot serialize response"))
-        }
+        .success(KMSv2Messages.statusResponse(version: protocolVersion, healthz: brokerAwayHealthz, keyID: ""))
     }
 }

@@ -1,12 +1,4 @@
 import KMSCore
-import KMSv2API
-import SwiftProtobuf
-
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
 
 /// The three methods of `v2.KeyManagementService` (k8s.io/kms v2 api.proto).
 public enum KMSMethod: String, Sendable, CaseIterable {
@@ -18,11 +10,34 @@ public enum KMSMethod: String, Sendable, CaseIterable {
 
     /// The method for a `:path`, or nil for any other path (answered with UNIMPLEMENTED).
     public init?(path: String) {
-        guard path.hasPrefix(Self.servicePrefix) else { return nil }
-        self.init(rawValue: String(path.dropFirst(Self.servicePrefix.count)))
+        switch path {
+        case Self.statusPath: self = .status
+        case Self.encryptPath: self = .encrypt
+        case Self.decryptPath: self = .decrypt
+        default: return nil
+        }
     }
 
-    public var path: String { Self.servicePrefix + rawValue }
+    public var path: String {
+        switch self {
+        case .status: Self.statusPath
+        case .encrypt: Self.encryptPath
+        case .decrypt: Self.decryptPath
+        }
+    }
+
+    static let statusPath = "/v2.KeyManagementService/Status"
+    static let encryptPath = "/v2.KeyManagementService/Encrypt"
+    static let decryptPath = "/v2.KeyManagementService/Decrypt"
+
+    /// The path of one of the three methods as its static string (a `:path` header without a
+    /// String made for it), or nil for any other bytes.
+    static func knownPath(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        if bytes.elementsEqual(statusPath.utf8) { return statusPath }
+        if bytes.elementsEqual(encryptPath.utf8) { return encryptPath }
+        if bytes.elementsEqual(decryptPath.utf8) { return decryptPath }
+        return nil
+    }
 }
 
 /// One broker request built from a validated gRPC request.
@@ -39,12 +54,6 @@ public enum KMSService {
     /// `StatusResponse.version`: the only value current kube-apiservers accept besides v2beta1.
     public static let protocolVersion = "v2"
 
-    private static var decodingOptions: BinaryDecodingOptions {
-        var options = BinaryDecodingOptions()
-        options.discardUnknownFields = true
-        return options
-    }
-
     /// Parses and validates one request message and builds the broker request for it.
     /// `deadlineMillis` is what is left of the gRPC deadline (0: none given).
     public static func brokerCall(
@@ -52,26 +61,29 @@ public enum KMSService {
     ) throws(GRPCStatus) -> BrokerCall {
         switch method {
         case .status:
-            _ = try decode(V2_StatusRequest.self, message)
+            try decode { () throws(ProtobufDecodingError) in try KMSv2Messages.validateStatusRequest(message) }
             return BrokerCall(request: .status, uid: "")
         case .encrypt:
-            let request = try decode(V2_EncryptRequest.self, message)
+            let request = try decode { () throws(ProtobufDecodingError) in
+                try KMSv2Messages.EncryptRequest(decoding: message)
+            }
             try validate(request)
             let forwarded = EncryptRequest(
-                deadlineMillis: deadlineMillis, uid: request.uid, plaintext: Array(request.plaintext))
+                deadlineMillis: deadlineMillis, uid: request.uid, plaintext: request.plaintext)
             return BrokerCall(request: .encrypt(forwarded), uid: request.uid)
         case .decrypt:
-            let request = try decode(V2_DecryptRequest.self, message)
+            let request = try decode { () throws(ProtobufDecodingError) in
+                try KMSv2Messages.DecryptRequest(decoding: message)
+            }
             try validate(request)
             let forwarded = DecryptRequest(
-                deadlineMillis: deadlineMillis, uid: request.uid, keyID: request.keyID,
-                ciphertext: Array(request.ciphertext))
+                deadlineMillis: deadlineMillis, uid: request.uid, keyID: request.keyID, ciphertext: request.ciphertext)
             return BrokerCall(request: .decrypt(forwarded), uid: request.uid)
         }
     }
 
     /// The limits of an Encrypt request (Limits names where each number comes from).
-    public static func validate(_ request: V2_EncryptRequest) throws(GRPCStatus) {
+    public static func validate(_ request: KMSv2Messages.EncryptRequest) throws(GRPCStatus) {
         guard !request.plaintext.isEmpty else { throw GRPCStatus(.invalidArgument, "plaintext is empty") }
         guard request.plaintext.count <= Limits.maxPlaintextBytes else {
             throw GRPCStatus(.invalidArgument, "plaintext too large")
@@ -80,7 +92,7 @@ public enum KMSService {
     }
 
     /// The limits of a Decrypt request.
-    public static func validate(_ request: V2_DecryptRequest) throws(GRPCStatus) {
+    public static func validate(_ request: KMSv2Messages.DecryptRequest) throws(GRPCStatus) {
         guard !request.ciphertext.isEmpty else { throw GRPCStatus(.invalidArgument, "ciphertext is empty") }
         guard request.ciphertext.count <= Limits.maxCiphertextBytes else {
             throw GRPCStatus(.invalidArgument, "ciphertext too large")
@@ -102,47 +114,29 @@ public enum KMSService {
     public static func response(to answer: BrokerAnswer) -> Result<[UInt8], GRPCStatus> {
         switch answer {
         case .status(let answer):
-            var response = V2_StatusResponse()
-            response.version = protocolVersion
-            if answer.code == .ok {
-                response.healthz = answer.healthz
-                response.keyID = answer.keyID
-            } else {
-                // Status reports health; a failing broker is a reason, not a call failure.
-                response.healthz = "broker: \(answer.code)"
-            }
-            return serialize(response)
+            // Status reports health; a failing broker is a reason, not a call failure.
+            let ok = answer.code == .ok
+            return .success(
+                KMSv2Messages.statusResponse(
+                    version: protocolVersion, healthz: ok ? answer.healthz : "broker: \(answer.code)",
+                    keyID: ok ? answer.keyID : ""))
         case .encrypt(let answer):
             guard answer.code == .ok else { return .failure(GRPCStatus(brokerCode: answer.code)) }
-            var response = V2_EncryptResponse()
-            response.ciphertext = Data(answer.ciphertext)
-            response.keyID = answer.keyID
-            return serialize(response)
+            return .success(KMSv2Messages.encryptResponse(ciphertext: answer.ciphertext, keyID: answer.keyID))
         case .decrypt(let answer):
             guard answer.code == .ok else { return .failure(GRPCStatus(brokerCode: answer.code)) }
-            var response = V2_DecryptResponse()
-            response.plaintext = Data(answer.plaintext)
-            return serialize(response)
+            return .success(KMSv2Messages.decryptResponse(plaintext: answer.plaintext))
         case .hello, .metrics, .heartbeat:
             // Not the answer to a KMS method's request; BrokerClient never delivers one here.
             return .failure(GRPCStatus(.internal, "broker answer of the wrong type"))
         }
     }
 
-    private static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: [UInt8]) throws(GRPCStatus) -> M {
+    private static func decode<M>(_ body: () throws(ProtobufDecodingError) -> M) throws(GRPCStatus) -> M {
         do {
-            return try M(serializedBytes: bytes, options: decodingOptions)
+            return try body()
         } catch {
             throw GRPCStatus(.internal, "cannot parse request message")
-        }
-    }
-
-    private static func serialize<M: SwiftProtobuf.Message>(_ message: M) -> Result<[UInt8], GRPCStatus> {
-        do {
-            let bytes: [UInt8] = try message.serializedBytes()
-            return .success(bytes)
-        } catch {
-            return .failure(GRPCStatus(.internal, "cannot serialize response"))
         }
     }
 }

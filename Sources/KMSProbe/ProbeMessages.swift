@@ -1,8 +1,10 @@
+import KMSCore
+
 /// The three KMS v2 message pairs the probe sends and reads, with a hand-written protobuf
 /// encoder and decoder (k8s.io/kms apis/v2/api.proto). The broker binary carries the probe, and
 /// the broker must not link the generated KMSv2API code or SwiftProtobuf, so this is the whole
-/// protobuf support it has: length-delimited and varint fields, unknown fields skipped, every
-/// length checked against what is left.
+/// protobuf support it has besides KMSCore's ProtobufWriter: length-delimited and varint fields,
+/// unknown fields skipped, every length checked against what is left.
 public enum ProbeMessages {
     /// `EncryptRequest { bytes plaintext = 1; string uid = 2; }`
     public static func encryptRequest(plaintext: [UInt8], uid: String) -> [UInt8] {
@@ -90,28 +92,6 @@ public enum ProtobufError: Error, Equatable, Sendable {
     case invalidFieldNumber
     case wrongWireType(field: Int)
     case invalidUTF8(field: Int)
-}
-
-/// Writes proto3 fields; empty values are omitted, as proto3 does.
-struct ProtobufWriter {
-    private(set) var bytes: [UInt8] = []
-
-    mutating func varint(_ value: UInt64) {
-        var rest = value
-        while rest >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest >>= 7
-        }
-        bytes.append(UInt8(rest))
-    }
-
-    /// A length-delimited field (bytes, string, embedded message).
-    mutating func bytes(_ number: Int, _ value: [UInt8]) {
-        guard !value.isEmpty else { return }
-        varint(UInt64(number) << 3 | 2)
-        varint(UInt64(value.count))
-        bytes.append(contentsOf: value)
-    }
 }
 
 /// Reads proto3 fields one at a time; never traps on hostile input.
