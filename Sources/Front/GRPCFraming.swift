@@ -7,18 +7,21 @@ public enum GRPCFraming {
     /// The size of the prefix in front of every message.
     public static let prefixBytes = 5
 
-    /// Frames one uncompressed message.
+    /// Frames one uncompressed message (one allocation, the message copied in one piece).
     public static func frame(_ message: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(prefixBytes + message.count)
         let length = UInt32(truncatingIfNeeded: message.count)
-        out.append(0)
-        out.append(UInt8(truncatingIfNeeded: length >> 24))
-        out.append(UInt8(truncatingIfNeeded: length >> 16))
-        out.append(UInt8(truncatingIfNeeded: length >> 8))
-        out.append(UInt8(truncatingIfNeeded: length))
-        out.append(contentsOf: message)
-        return out
+        return [UInt8](unsafeUninitializedCapacity: prefixBytes + message.count) { buffer, count in
+            buffer[0] = 0
+            buffer[1] = UInt8(truncatingIfNeeded: length >> 24)
+            buffer[2] = UInt8(truncatingIfNeeded: length >> 16)
+            buffer[3] = UInt8(truncatingIfNeeded: length >> 8)
+            buffer[4] = UInt8(truncatingIfNeeded: length)
+            message.withUnsafeBufferPointer { source in
+                guard let from = source.baseAddress, let to = buffer.baseAddress else { return }
+                (to + prefixBytes).initialize(from: from, count: source.count)
+            }
+            count = prefixBytes + message.count
+        }
     }
 }
 
@@ -43,7 +46,7 @@ public struct GRPCMessageReader: Sendable {
         var rest = bytes[...]
         if declaredLength == nil {
             let take = min(GRPCFraming.prefixBytes - prefix.count, rest.count)
-            prefix.append(contentsOf: rest.prefix(take))
+            prefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest.prefix(take)))
             rest = rest.dropFirst(take)
             guard prefix.count == GRPCFraming.prefixBytes else { return }
             // Nothing is reserved for the declared length: memory follows the bytes that really
@@ -52,7 +55,7 @@ public struct GRPCMessageReader: Sendable {
         }
         guard let length = declaredLength else { return }
         guard rest.count <= length - message.count else { throw Self.trailingBytes }
-        message.append(contentsOf: rest)
+        message.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest))
     }
 
     /// Bytes held for the message so far (its buffer's capacity), for tests.

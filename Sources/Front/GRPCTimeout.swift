@@ -19,7 +19,7 @@ public struct GRPCTimeout: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses a header value; nil when it does not follow the grammar above exactly.
     public init?(parsing value: String) {
-        let bytes = Array(value.utf8)
+        let bytes = value.utf8
         guard bytes.count >= 2, bytes.count <= Self.maxDigits + 1, let unit = bytes.last else { return nil }
         var amount: Int64 = 0
         for digit in bytes.dropLast() {

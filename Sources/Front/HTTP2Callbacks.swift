@@ -84,6 +84,38 @@ enum HTTP2Callbacks {
 /// Header lists for nghttp2 submissions. nghttp2 copies names and values when a frame is
 /// submitted, so the storage only has to live for the duration of the call.
 enum HTTP2Headers {
+    /// The HEADERS of every successful response and the trailers after its message, built once.
+    /// Their bytes live as long as the process, so nghttp2 is told not to copy them
+    /// (`NGHTTP2_NV_FLAG_NO_COPY_*`): answering a call builds no header list.
+    nonisolated(unsafe) static let response = Fixed([(":status", "200"), ("content-type", "application/grpc")])
+    nonisolated(unsafe) static let okTrailers = Fixed([("grpc-status", "0")])
+
+    /// A header list that never changes; never deallocated (two exist, for the process's life).
+    final class Fixed {
+        let fields: UnsafeMutableBufferPointer<nghttp2_nv>
+
+        init(_ headers: [(name: String, value: String)]) {
+            fields = .allocate(capacity: headers.count)
+            let noCopy = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
+            for (index, header) in headers.enumerated() {
+                let name = Self.permanent(header.name)
+                let value = Self.permanent(header.value)
+                fields[index] = nghttp2_nv(
+                    name: name.baseAddress, value: value.baseAddress, namelen: name.count, valuelen: value.count,
+                    flags: noCopy)
+            }
+        }
+
+        private static func permanent(_ text: String) -> UnsafeMutableBufferPointer<UInt8> {
+            let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: text.utf8.count)
+            _ = bytes.initialize(from: text.utf8)
+            return bytes
+        }
+
+        var pointer: UnsafePointer<nghttp2_nv>? { UnsafePointer(fields.baseAddress) }
+        var count: Int { fields.count }
+    }
+
     static func with<R>(
         _ headers: [(name: String, value: String)], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R
     ) -> R {

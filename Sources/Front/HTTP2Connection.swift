@@ -134,8 +134,8 @@ final class HTTP2Connection {
         stream.answered = true
         stream.responseBody = GRPCFraming.frame(message)
         var provider = nghttp2_data_provider(source: nghttp2_data_source(), read_callback: HTTP2Callbacks.readResponse)
-        let headers = [(name: ":status", value: "200"), (name: "content-type", value: "application/grpc")]
-        let result = HTTP2Headers.with(headers) { nghttp2_submit_response(session, stream.id, $0, $1, &provider) }
+        let headers = HTTP2Headers.response
+        let result = nghttp2_submit_response(session, stream.id, headers.pointer, headers.count, &provider)
         if result != 0 { resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR) }
         flushSoon()
     }
@@ -313,22 +313,27 @@ final class HTTP2Connection {
         stream.headerListBytes += name.count + value.count + 32
         guard stream.headerListBytes <= Self.maxHeaderListBytes else { return false }
         guard !stream.malformed else { return true }
-        guard stream.rules.field(name: name, value: value, isTrailer: stream.headersComplete) else {
+        let kind = HTTP2HeaderName(name)
+        guard stream.rules.field(kind, name: name, value: value, isTrailer: stream.headersComplete) else {
             stream.malformed = true
             return true
         }
         guard !stream.headersComplete else { return true }  // request trailers: ignored
-        let text = String(decoding: value, as: UTF8.self)
-        if name.elementsEqual(":method".utf8) {
-            stream.method = text
-        } else if name.elementsEqual(":path".utf8) {
-            stream.path = text
-        } else if name.elementsEqual("content-type".utf8) {
-            if stream.contentType == nil { stream.contentType = text }
-        } else if name.elementsEqual("grpc-timeout".utf8) {
-            if stream.timeout == nil { stream.timeout = text }
+        // The values a call uses are kept as the static strings they usually are (no allocation);
+        // anything else is copied.
+        switch kind {
+        case .method: stream.method = Self.text(value, usually: "POST")
+        case .path: stream.path = KMSMethod.knownPath(value) ?? String(decoding: value, as: UTF8.self)
+        case .contentType where stream.contentType == nil:
+            stream.contentType = Self.text(value, usually: "application/grpc")
+        case .grpcTimeout where stream.timeout == nil: stream.timeout = String(decoding: value, as: UTF8.self)
+        default: break
         }
         return true
+    }
+
+    private static func text(_ value: UnsafeBufferPointer<UInt8>, usually literal: String) -> String {
+        value.elementsEqual(literal.utf8) ? literal : String(decoding: value, as: UTF8.self)
     }
 
     func dataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) {
@@ -407,8 +412,8 @@ final class HTTP2Connection {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
             stream.responseBody = []
             stream.responseOffset = 0
-            let trailers = [(name: "grpc-status", value: "0")]
-            let result = HTTP2Headers.with(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
+            let trailers = HTTP2Headers.okTrailers
+            let result = nghttp2_submit_trailer(session, streamID, trailers.pointer, trailers.count)
             if result != 0 { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         }
         return count

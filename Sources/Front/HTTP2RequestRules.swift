@@ -39,15 +39,22 @@ struct HTTP2RequestRules {
     /// One header field of the request (`isTrailer`: of its trailers); false: the request is
     /// malformed (reset the stream with PROTOCOL_ERROR).
     mutating func field(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>, isTrailer: Bool) -> Bool {
-        guard Self.check(name, nghttp2_check_header_name), Self.valueIsValid(name: name, value: value) else {
+        field(HTTP2HeaderName(name), name: name, value: value, isTrailer: isTrailer)
+    }
+
+    /// The same, with the name already recognised (HTTP2Connection recognises it once per field).
+    mutating func field(
+        _ kind: HTTP2HeaderName, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>, isTrailer: Bool
+    ) -> Bool {
+        guard Self.check(name, nghttp2_check_header_name), Self.valueIsValid(kind, value: value) else {
             return false
         }
         if name.first == UInt8(ascii: ":") {
             guard !isTrailer, !seen.contains(.regularField) else { return false }
-            return pseudoField(name: name, value: value)
+            return pseudoField(kind, value: value)
         }
         seen.insert(.regularField)
-        return regularField(name: name, value: value)
+        return regularField(kind, value: value)
     }
 
     /// The request HEADERS are complete: are the required pseudo-header fields there?
@@ -76,13 +83,13 @@ struct HTTP2RequestRules {
 
     // MARK: the fields
 
-    private mutating func pseudoField(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
+    private mutating func pseudoField(_ kind: HTTP2HeaderName, value: UnsafeBufferPointer<UInt8>) -> Bool {
         let flag: Seen
-        switch Self.text(name) {
-        case ":method": flag = .method
-        case ":scheme": flag = .scheme
-        case ":path": flag = .path
-        case ":authority": flag = .authority
+        switch kind {
+        case .method: flag = .method
+        case .scheme: flag = .scheme
+        case .path: flag = .path
+        case .authority: flag = .authority
         default: return false  // unknown, :status, or :protocol (extended CONNECT is not enabled)
         }
         guard !seen.contains(flag) else { return false }
@@ -90,15 +97,16 @@ struct HTTP2RequestRules {
         seen.insert(flag)
         switch flag {
         case .method:
-            if value.elementsEqual("CONNECT".utf8) { seen.insert(.connect) }
-            if value.elementsEqual("OPTIONS".utf8) { seen.insert(.options) }
+            if HTTP2HeaderName.equal(value, "CONNECT") { seen.insert(.connect) }
+            if HTTP2HeaderName.equal(value, "OPTIONS") { seen.insert(.options) }
         case .scheme:
-            let scheme = Self.text(value).lowercased()
-            if scheme == "http" || scheme == "https" { seen.insert(.httpScheme) }
+            if HTTP2HeaderName.equalIgnoringCase(value, "http") || HTTP2HeaderName.equalIgnoringCase(value, "https") {
+                seen.insert(.httpScheme)
+            }
         case .path:
             if value.first == UInt8(ascii: "/") {
                 seen.insert(.regularPath)
-            } else if value.elementsEqual("*".utf8) {
+            } else if HTTP2HeaderName.equal(value, "*") {
                 seen.insert(.asteriskPath)
             }
         default: break
@@ -106,18 +114,18 @@ struct HTTP2RequestRules {
         return true
     }
 
-    private mutating func regularField(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
-        switch Self.text(name) {
-        case "host":
+    private mutating func regularField(_ kind: HTTP2HeaderName, value: UnsafeBufferPointer<UInt8>) -> Bool {
+        switch kind {
+        case .host:
             guard !seen.contains(.host) else { return false }
             seen.insert(.host)
-        case "content-length":
+        case .contentLength:
             guard contentLength == nil, let length = Self.contentLength(value) else { return false }
             contentLength = length
-        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+        case .connectionSpecific:
             return false
-        case "te":
-            guard Self.text(value).lowercased() == "trailers" else { return false }
+        case .te:
+            guard HTTP2HeaderName.equalIgnoringCase(value, "trailers") else { return false }
         default: break
         }
         return true
@@ -127,11 +135,11 @@ struct HTTP2RequestRules {
 
     /// `:authority` and `host` take any field value (RFC 9113 section 8.2.1: no NUL, CR, LF, no
     /// leading or trailing white space); the other fields nghttp2's check for their kind.
-    private static func valueIsValid(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
-        switch text(name) {
-        case ":method": return check(value, nghttp2_check_method)
-        case ":path": return check(value, nghttp2_check_path)
-        case ":scheme": return schemeIsValid(value)
+    private static func valueIsValid(_ kind: HTTP2HeaderName, value: UnsafeBufferPointer<UInt8>) -> Bool {
+        switch kind {
+        case .method: return check(value, nghttp2_check_method)
+        case .path: return check(value, nghttp2_check_path)
+        case .scheme: return schemeIsValid(value)
         default: return check(value, nghttp2_check_header_value_rfc9113)
         }
     }
@@ -168,9 +176,5 @@ struct HTTP2RequestRules {
             length = sum
         }
         return length
-    }
-
-    private static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        String(decoding: bytes, as: UTF8.self)
     }
 }
