@@ -333,7 +333,7 @@ final class HTTP2Connection {
     }
 
     private static func text(_ value: UnsafeBufferPointer<UInt8>, usually literal: String) -> String {
-        value.elementsEqual(literal.utf8) ? literal : String(decoding: value, as: UTF8.self)
+        HTTP2HeaderName.equal(value, literal) ? literal : String(decoding: value, as: UTF8.self)
     }
 
     func dataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) {

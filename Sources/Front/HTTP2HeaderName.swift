@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The request header field names the front tells apart, recognised by comparing the bytes
 /// nghttp2 hands over with static byte strings: no String is made for a header field on the
 /// call path (callgrind, docs/benchmarks.md). Names are matched exactly; nghttp2's name check
@@ -39,10 +43,20 @@ enum HTTP2HeaderName: Equatable {
         }
     }
 
-    /// Byte-wise equality with a literal (both ASCII).
+    /// Byte-wise equality with a literal (both ASCII), one memcmp.
     static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
-        bytes.count == literal.utf8CodeUnitCount
-            && bytes.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
+        return memcmp(base, literal.utf8Start, bytes.count) == 0
+    }
+
+    /// Byte-wise equality with a string constant (its UTF-8 storage, without iterating the view).
+    static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ text: String) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { stored in
+            guard stored.count == bytes.count else { return false }
+            guard let base = bytes.baseAddress, let other = stored.baseAddress, bytes.count > 0 else { return true }
+            return memcmp(base, other, bytes.count) == 0
+        } ?? bytes.elementsEqual(text.utf8)
     }
 
     /// Equality with a literal, ignoring ASCII case (`te: Trailers`, `:scheme: HTTP`).

@@ -33,9 +33,7 @@ public enum KMSMethod: String, Sendable, CaseIterable {
     /// The path of one of the three methods as its static string (a `:path` header without a
     /// String made for it), or nil for any other bytes.
     static func knownPath(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        if bytes.elementsEqual(statusPath.utf8) { return statusPath }
-        if bytes.elementsEqual(encryptPath.utf8) { return encryptPath }
-        if bytes.elementsEqual(decryptPath.utf8) { return decryptPath }
+        for path in [encryptPath, decryptPath, statusPath] where HTTP2HeaderName.equal(bytes, path) { return path }
         return nil
     }
 }
