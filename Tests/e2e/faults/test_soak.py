@@ -1,7 +1,8 @@
 """Soak and leak tests. A bounded run of mixed Encrypt/Decrypt calls at steady concurrency records
 RSS and open fds of both processes at intervals; growth after the warm-up beyond a small bound
 fails. `KMS_SOAK_CALLS` scales the run (default 5000 for CI; the figures in
-docs/security-model.md come from KMS_SOAK_CALLS=200000). A shorter run puts the front under
+docs/security-model.md come from KMS_SOAK_CALLS=200000), `KMS_SOAK_SAMPLES` the number of RSS samples
+(default 10; 20 gives one every 10,000 calls of a 200,000-call run). A shorter run puts the front under
 valgrind memcheck: no invalid access, nothing definitely lost."""
 import json
 import os
@@ -23,7 +24,7 @@ from kmstest.plugin import Plugin, installed_bin_dir, proc_status
 
 CALLS = int(os.environ.get("KMS_SOAK_CALLS", "5000"))
 WORKERS = 8
-SAMPLES = 10
+SAMPLES = int(os.environ.get("KMS_SOAK_SAMPLES", "10"))
 RSS_GROWTH_LIMIT_KB = 4096  # after warm-up, per process
 FD_GROWTH_LIMIT = 2
 
