@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from kmstest import vaultenv
-from kmstest.brokerhelpers import api, events, healthz, round_trip, sim_reset_stats, sim_stats, wait_healthz
+from kmstest.brokerhelpers import events, healthz, round_trip, sim_reset_stats, sim_stats, wait_healthz
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
 pytestmark = pytest.mark.simulator_only("injected Vault answers (/_sim/faults) counted by its request stats")

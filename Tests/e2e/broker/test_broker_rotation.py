@@ -7,7 +7,8 @@ import time
 import pytest
 
 from kmstest import vaultenv
-from kmstest.brokerhelpers import api, healthz, round_trip, wait_healthz
+from kmstest.brokerhelpers import healthz, round_trip, wait_healthz
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
 pytestmark = pytest.mark.skipif(vaultenv.is_external(), reason="rotates, backs up and restores the key")

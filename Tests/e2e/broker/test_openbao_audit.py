@@ -6,7 +6,7 @@ import time
 import pytest
 
 from kmstest import vaultenv
-from kmstest.brokerhelpers import api
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
 pytestmark = pytest.mark.skipif(vaultenv.mode() != "openbao", reason="starts an OpenBao of its own with an audit log")

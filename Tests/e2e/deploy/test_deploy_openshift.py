@@ -22,7 +22,7 @@ import yaml
 
 from kmstest import kmsclient
 from kmstest import plugin
-from kmstest.brokerhelpers import api
+from kmstest.kmsclient import api
 from test_deploy_split_units import free_port
 
 SIDECAR = os.path.join(plugin.ROOT, "deploy", "kubernetes", "openshift", "kms-plugin-sidecar.yaml")

@@ -17,6 +17,7 @@ import pytest
 
 from kmstest import kmsclient
 from kmstest import nspawnlane
+from kmstest.kmsclient import api
 from kmstest.nspawnlane import BUNDLE_IN_ROOT
 
 FRONT, BROKER = "vault-kube-kms-front.service", "vault-kube-kms-broker.service"
@@ -36,10 +37,6 @@ def node():
         yield node
     finally:
         node.close()
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 def kms_stub(node):

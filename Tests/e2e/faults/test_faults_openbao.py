@@ -9,8 +9,9 @@ import grpc
 import pytest
 
 from kmstest import vaultenv
-from kmstest.faultkit import DEADLINE, Ledger, api, timed_failure, via, wait_until_encrypt_works
+from kmstest.faultkit import DEADLINE, Ledger, timed_failure, via, wait_until_encrypt_works
 from kmstest.faultproxy import FaultProxy
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
 pytestmark = pytest.mark.skipif(vaultenv.mode() != "openbao", reason="starts, stops and kills its own OpenBao")

@@ -11,7 +11,8 @@ import time
 import grpc
 
 from kmstest import kmsclient
-from kmstest.faultkit import DEADLINE, Ledger, api
+from kmstest.faultkit import DEADLINE, Ledger
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin, proc_status
 
 SLACK = 0.75

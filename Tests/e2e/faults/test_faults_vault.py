@@ -7,7 +7,8 @@ import grpc
 import pytest
 
 from kmstest.faultkit import (
-    DEADLINE, Ledger, TCPProxy, api, clear_faults, fault, sim, timed_failure, via, wait_until_encrypt_works)
+    DEADLINE, Ledger, TCPProxy, clear_faults, fault, sim, timed_failure, via, wait_until_encrypt_works)
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
 pytestmark = pytest.mark.simulator_only("fault rules (/_sim/faults: latency, resets, black holes, error answers)")

@@ -19,7 +19,7 @@ import pytest
 from kmstest import openbao
 
 from kmstest import kmsclient
-from kmstest.faultkit import api
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin, installed_bin_dir, proc_status
 
 CALLS = int(os.environ.get("KMS_SOAK_CALLS", "5000"))

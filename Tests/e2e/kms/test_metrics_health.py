@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from kmstest import kmsclient
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
 
@@ -41,10 +41,6 @@ def wait_for(port, path, status, timeout=45):
             return last
         time.sleep(0.5)
     raise AssertionError(f"{path} stayed {last}, wanted {status}")
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 class Ports:

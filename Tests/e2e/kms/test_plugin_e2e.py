@@ -12,13 +12,10 @@ import grpc
 import pytest
 
 from kmstest import kmsclient
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin, as_user, installed_bin_dir, proc_status
 
 KEY_ID = re.compile(r"^transit-v(\d+)-[0-9a-f]{32}$")
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 def test_status_reports_v2_ok_and_a_versioned_key_id(plugin):

@@ -12,11 +12,8 @@ import grpc
 import pytest
 
 from kmstest import kmsclient
+from kmstest.kmsclient import api
 from kmstest.splitplugin import SplitPlugin
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 def sim(vault, path, body=None):

@@ -7,17 +7,13 @@ import time
 
 import pytest
 
-from kmstest import kmsclient
 from kmstest import vaultenv
 from kmstest.faultkit import via
 from kmstest.faultproxy import FaultProxy
+from kmstest.kmsclient import api
 from kmstest.splitplugin import SplitPlugin
 
 pytestmark = pytest.mark.skipif(vaultenv.mode() != "openbao", reason="needs an OpenBao of its own with an audit log")
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 @pytest.fixture()

@@ -16,17 +16,13 @@ import urllib.request
 import grpc
 import pytest
 
-from kmstest import kmsclient
+from kmstest.kmsclient import api
 from kmstest.plugin import as_user
 from kmstest.splitplugin import NOBODY, SOCKET_ACTIVATE, SplitPlugin
 
 KEY_ID = re.compile(r"^transit-v(\d+)-[0-9a-f]{32}$")
 MODES = ["socket", pytest.param("activation", marks=pytest.mark.skipif(
     not SOCKET_ACTIVATE, reason="systemd-socket-activate not installed"))]
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 @pytest.fixture(scope="module", params=MODES)

@@ -5,11 +5,7 @@ import time
 import grpc
 import requests
 
-from . import kmsclient
-
-
-def api():
-    return kmsclient.stubs()[0]
+from .kmsclient import api
 
 
 def healthz(plugin):

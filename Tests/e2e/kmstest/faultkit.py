@@ -11,13 +11,9 @@ import urllib.request
 
 import grpc
 
-from . import kmsclient
+from .kmsclient import api
 
 DEADLINE = 3.0  # kube-apiserver's default KMS timeout
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 def sim(vault, path, body=None):

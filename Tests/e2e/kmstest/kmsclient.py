@@ -5,6 +5,7 @@ wire compatibility with the same kind of client kube-apiserver uses (grpc-go), n
 ourselves.
 """
 import importlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -27,9 +28,23 @@ def stubs():
             rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"--python_out={out}", f"--grpc_python_out={out}", "api.proto"])
             if rc != 0:
                 raise RuntimeError(f"grpc_tools.protoc failed with {rc}")
-            sys.path.insert(0, out)
-            _modules = (importlib.import_module("api_pb2"), importlib.import_module("api_pb2_grpc"))
+            _modules = (_load(out, "api_pb2"), _load(out, "api_pb2_grpc"))
         return _modules
+
+
+def _load(directory, name):
+    """Imports the generated module `name` from `directory` under its own name (api_pb2_grpc
+    imports api_pb2 by that name), without putting the directory on sys.path."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(directory, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def api():
+    """The generated message module (api_pb2): api().EncryptRequest(...) and the other messages."""
+    return stubs()[0]
 
 
 def channel(socket_path):

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from kmstest import kmsclient
+from kmstest.kmsclient import api
 from kmstest.plugin import Plugin, proc_status
 from kmstest.splitplugin import NOBODY, Logged, SplitPlugin
 
@@ -43,10 +43,6 @@ print(repr(result))
 
 # Measured after the strict field reader landed; see docs/security-model.md ("What is wiped").
 BROKER_TOKEN_COPY_BOUND = 12
-
-
-def api():
-    return kmsclient.stubs()[0]
 
 
 class UnitLikeSplit(SplitPlugin):
