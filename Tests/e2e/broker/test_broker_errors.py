@@ -9,8 +9,9 @@ import grpc
 import pytest
 import requests
 
+from kmstest import simctl
 from kmstest import vaultenv
-from kmstest.brokerhelpers import events, healthz, round_trip, sim_reset_stats, sim_stats, wait_healthz
+from kmstest.brokerhelpers import events, healthz, round_trip, wait_healthz
 from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
@@ -48,10 +49,10 @@ def _transit_calls(stats, vault):
 
 def test_status_is_answered_with_zero_vault_calls(running, audited):
     # The 300 ms key probe is the only background caller: ask faster than it, count only Status.
-    sim_reset_stats(audited.address)
+    simctl.reset_stats(audited)
     for _ in range(20):
         assert healthz(running) == "ok"
-    stats = sim_stats(audited.address)
+    stats = simctl.stats(audited)
     assert stats.get(f"{audited.mount}/encrypt/{audited.key}", 0) == 0
     assert stats.get(f"{audited.mount}/decrypt/{audited.key}", 0) == 0
     assert stats.get(f"auth/{audited.auth_mount}/login", 0) == 0
@@ -61,13 +62,13 @@ def test_status_is_answered_with_zero_vault_calls(running, audited):
 
 def test_decrypt_with_a_foreign_key_id_is_rejected_with_zero_vault_calls(running, audited):
     encrypted = round_trip(running)
-    sim_reset_stats(audited.address)
+    simctl.reset_stats(audited)
     foreign = "transit-v1-" + "0" * 32
     with pytest.raises(grpc.RpcError) as raised:
         running.client().Decrypt(
             api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id=foreign, uid="foreign"), timeout=3)
     assert raised.value.code() != grpc.StatusCode.OK
-    assert sim_stats(audited.address).get(f"{audited.mount}/decrypt/{audited.key}", 0) == 0
+    assert simctl.stats(audited).get(f"{audited.mount}/decrypt/{audited.key}", 0) == 0
 
 
 def test_the_kms_uid_reaches_vaults_audit_log_as_x_correlation_id(running, audited):
@@ -92,22 +93,18 @@ def test_a_sealed_vault_is_reported_and_recovery_is_noticed(running, audited):
 
 
 def test_one_5xx_is_retried_within_the_deadline(running, audited):
-    faults = f"{audited.address}/_sim/faults"
-    requests.post(faults, json={"paths": [f"{audited.mount}/encrypt/"], "status": 500, "count": 1},
-                  timeout=5).raise_for_status()
+    simctl.add_fault(audited, {"paths": [f"{audited.mount}/encrypt/"], "status": 500, "count": 1})
     round_trip(running)
-    requests.post(faults, json={"clear": True}, timeout=5)
+    simctl.clear_faults(audited)
 
 
 def test_a_throttled_vault_answers_resource_exhausted_or_unavailable_and_is_not_retried(running, audited):
-    faults = f"{audited.address}/_sim/faults"
-    requests.post(faults, json={"paths": [f"{audited.mount}/encrypt/"], "status": 429, "count": 1},
-                  timeout=5).raise_for_status()
-    sim_reset_stats(audited.address)
+    simctl.add_fault(audited, {"paths": [f"{audited.mount}/encrypt/"], "status": 429, "count": 1})
+    simctl.reset_stats(audited)
     with pytest.raises(grpc.RpcError):
         running.client().Encrypt(api().EncryptRequest(plaintext=os.urandom(32), uid="t"), timeout=3)
-    assert sim_stats(audited.address).get(f"{audited.mount}/encrypt/{audited.key}", 0) == 1
-    requests.post(faults, json={"clear": True}, timeout=5)
+    assert simctl.stats(audited).get(f"{audited.mount}/encrypt/{audited.key}", 0) == 1
+    simctl.clear_faults(audited)
 
 
 def test_a_policy_denial_names_the_path(audited, tmp_path_factory):
@@ -156,9 +153,7 @@ def test_require_enterprise_refuses_community_edition(tmp_path_factory):
 
 
 def test_the_simulator_answers_like_a_standby_without_forwarding(audited):
-    faults = f"{audited.address}/_sim/faults"
-    requests.post(faults, json={"paths": ["sys/mounts"], "redirect": "https://active.test:8200", "count": 1},
-                  timeout=5).raise_for_status()
+    simctl.add_fault(audited, {"paths": ["sys/mounts"], "redirect": "https://active.test:8200", "count": 1})
     answer = requests.get(f"{audited.address}/v1/sys/mounts", headers={"X-Vault-Token": audited.server.root_token},
                           allow_redirects=False, timeout=5)
     assert answer.status_code == 307
@@ -166,14 +161,12 @@ def test_the_simulator_answers_like_a_standby_without_forwarding(audited):
 
 
 def test_a_standby_redirect_is_reported_and_never_followed(running, audited):
-    faults = f"{audited.address}/_sim/faults"
     # The "active node" is a closed port: following the redirect would read "vault unreachable".
-    requests.post(faults, json={"paths": [f"{audited.mount}/keys/"], "redirect": "http://127.0.0.1:9"},
-                  timeout=5).raise_for_status()
+    simctl.add_fault(audited, {"paths": [f"{audited.mount}/keys/"], "redirect": "http://127.0.0.1:9"})
     try:
         assert wait_healthz(running, lambda h: h != "ok") == "vault standby redirect"
     finally:
-        requests.post(faults, json={"clear": True}, timeout=5)
+        simctl.clear_faults(audited)
     wait_healthz(running, lambda h: h == "ok")
 
 

@@ -7,8 +7,9 @@ import os
 import pytest
 
 from kmstest import brokerpki
+from kmstest import simctl
 from kmstest import vaultenv
-from kmstest.brokerhelpers import events, healthz, round_trip, sim_stats, wait_healthz
+from kmstest.brokerhelpers import events, healthz, round_trip, wait_healthz
 from kmstest.plugin import Plugin
 
 pytestmark = pytest.mark.skipif(vaultenv.is_external(), reason="starts HTTPS servers of its own")
@@ -20,7 +21,7 @@ def sni_seen(vault, pki, name):
     localhost and vault.test, never 127.0.0.1)."""
     if vaultenv.mode() != "simulator":
         return True
-    return sim_stats(vault.address, verify=pki["ca"])["_sni"].get(name, 0) >= 1
+    return simctl.stats(vault, verify=pki["ca"])["_sni"].get(name, 0) >= 1
 
 
 @pytest.fixture(scope="module")

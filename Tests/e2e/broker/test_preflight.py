@@ -10,6 +10,7 @@ import hvac
 import pytest
 import requests
 
+from kmstest import simctl
 from kmstest import vaultenv
 from kmstest.plugin import installed_bin_dir
 
@@ -59,7 +60,7 @@ def vault(server, tmp_path):
 
 
 def stats(address):
-    return requests.get(address + "/_sim/stats", timeout=5).json()
+    return simctl.stats(address)
 
 
 def test_a_good_setup_passes_with_only_the_plain_http_and_backup_warnings(vault, workdir):
@@ -117,7 +118,7 @@ def test_an_ip_address_over_tls_warns_that_no_sni_is_sent_unless_one_is_set(tmp_
         assert results["vault.sni"][0] == "WARN"
         assert "IP address" in results["vault.sni"][1]
 
-        requests.post(sim.address + "/_sim/stats/reset", timeout=5, verify=ca)
+        simctl.reset_stats(sim, verify=ca)
         code, results, output = run_preflight(setup, workdir, "--tls-ca-file", ca, "--tls-sni", "localhost")
         assert code == 0, output
         assert results["vault.sni"] == ("PASS", "server name localhost (explicit)")
@@ -380,7 +381,7 @@ def tls_setup(address, ca, tmpdir):
 
 
 def stats_tls(address, ca):
-    return requests.get(address + "/_sim/stats", timeout=5, verify=ca).json()
+    return simctl.stats(address, verify=ca)
 
 
 def make_certificate(tmpdir, hostname):

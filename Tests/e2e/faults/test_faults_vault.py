@@ -6,10 +6,10 @@ import os
 import grpc
 import pytest
 
-from kmstest.faultkit import (
-    DEADLINE, Ledger, TCPProxy, clear_faults, fault, sim, timed_failure, via, wait_until_encrypt_works)
+from kmstest.faultkit import DEADLINE, Ledger, TCPProxy, timed_failure, via, wait_until_encrypt_works
 from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
+from kmstest.simctl import clear_faults, fault, reset_stats, stats
 
 pytestmark = pytest.mark.simulator_only("fault rules (/_sim/faults: latency, resets, black holes, error answers)")
 
@@ -115,9 +115,9 @@ def test_error_burst_fails_calls_with_a_mapped_status_then_recovers(faulty, vaul
 
 def test_a_single_500_is_absorbed_by_the_brokers_retry(faulty, vault, ledger):
     fault(vault, paths=["transit/encrypt"], status=500, count=1)
-    sim(vault, "stats/reset", {})
+    reset_stats(vault)
     ledger.encrypt(faulty.client())
-    assert sim(vault, "stats")[f"{vault.mount}/encrypt/{vault.key}"] == 2  # the 500, then the retry
+    assert stats(vault)[f"{vault.mount}/encrypt/{vault.key}"] == 2  # the 500, then the retry
 
 
 def test_connection_resets_mid_request_fail_with_unavailable_then_recover(faulty, vault, ledger):
@@ -135,6 +135,6 @@ def test_connection_resets_mid_request_fail_with_unavailable_then_recover(faulty
 
 def test_a_single_reset_is_absorbed(faulty, vault, ledger):
     fault(vault, paths=["transit/encrypt"], drop=True, count=1)
-    sim(vault, "stats/reset", {})
+    reset_stats(vault)
     ledger.encrypt(faulty.client())
-    assert sim(vault, "stats")[f"{vault.mount}/encrypt/{vault.key}"] == 2  # the reset, then the retry
+    assert stats(vault)[f"{vault.mount}/encrypt/{vault.key}"] == 2  # the reset, then the retry

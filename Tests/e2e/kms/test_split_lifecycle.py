@@ -1,32 +1,24 @@
 """Split topology lifecycle: a broker restart recovered without restarting the front (and what
 the front answers meanwhile), SIGTERM drains with a call in flight on either side (the broker
 revokes its token), and the KMS socket rules when the front binds it itself."""
-import json
 import os
 import signal
 import socket
 import time
-import urllib.request
 
 import grpc
 import pytest
 
 from kmstest import kmsclient
+from kmstest import simctl
 from kmstest.kmsclient import api
 from kmstest.splitplugin import SplitPlugin
-
-
-def sim(vault, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{vault.address}/_sim/{path}", data=data, method="POST" if data else "GET")
-    raw = urllib.request.urlopen(request, timeout=5).read()
-    return json.loads(raw) if raw else None
 
 
 @pytest.fixture()
 def clear_faults(vault):
     yield
-    sim(vault, "faults", {"clear": True})
+    simctl.clear_faults(vault)
 
 
 def wait_for(predicate, timeout=10):
@@ -40,11 +32,11 @@ def wait_for(predicate, timeout=10):
 
 def wait_until_vault_sees_an_encrypt(vault, before):
     key = f"{vault.mount}/encrypt/{vault.key}"
-    assert wait_for(lambda: sim(vault, "stats").get(key, 0) > before), "the encrypt never reached Vault"
+    assert wait_for(lambda: simctl.stats(vault).get(key, 0) > before), "the encrypt never reached Vault"
 
 
 def encrypt_count(vault):
-    return sim(vault, "stats").get(f"{vault.mount}/encrypt/{vault.key}", 0)
+    return simctl.stats(vault).get(f"{vault.mount}/encrypt/{vault.key}", 0)
 
 
 def events(process, name):
@@ -99,7 +91,7 @@ def test_front_started_before_the_broker_waits_and_then_serves(vault, workdir):
 def test_front_sigterm_lets_a_call_in_flight_finish_then_exits_0(vault, workdir, clear_faults):
     running = SplitPlugin(vault, workdir)
     try:
-        sim(vault, "faults", {"paths": ["transit/encrypt"], "latency_ms": 1500})
+        simctl.add_fault(vault, {"paths": ["transit/encrypt"], "latency_ms": 1500})
         before = encrypt_count(vault)
         call = running.client().Encrypt.future(api().EncryptRequest(plaintext=os.urandom(32), uid="drain"),
                                                timeout=10)
@@ -122,8 +114,8 @@ def test_front_sigterm_lets_a_call_in_flight_finish_then_exits_0(vault, workdir,
 def test_broker_sigterm_finishes_the_vault_call_then_revokes_its_token(vault, workdir, clear_faults):
     running = SplitPlugin(vault, workdir)
     try:
-        revokes_before = sim(vault, "stats").get("auth/token/revoke-self", 0)
-        sim(vault, "faults", {"paths": ["transit/encrypt"], "latency_ms": 1500})
+        revokes_before = simctl.stats(vault).get("auth/token/revoke-self", 0)
+        simctl.add_fault(vault, {"paths": ["transit/encrypt"], "latency_ms": 1500})
         before = encrypt_count(vault)
         call = running.client().Encrypt.future(api().EncryptRequest(plaintext=os.urandom(32), uid="drain"),
                                                timeout=10)
@@ -132,7 +124,7 @@ def test_broker_sigterm_finishes_the_vault_call_then_revokes_its_token(vault, wo
         running.broker.proc.send_signal(signal.SIGTERM)
         assert call.result().ciphertext.startswith(b"vault:v1:")
         assert running.broker.proc.wait(10) == 0
-        assert sim(vault, "stats").get("auth/token/revoke-self", 0) == revokes_before + 1
+        assert simctl.stats(vault).get("auth/token/revoke-self", 0) == revokes_before + 1
         assert events(running.broker, "broker.token.revoked")
         assert not os.path.exists(running.broker_socket)
         # The front stays up and reports the broker away.

@@ -3,7 +3,6 @@
 `systemd-socket-activate` on a socket it created. The same core checks as the spawn topology,
 then what only the split topologies have: SO_PEERCRED refusal, broker restart, drains."""
 import concurrent.futures
-import json
 import os
 import re
 import signal
@@ -11,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import grpc
 import pytest
@@ -32,15 +30,6 @@ def split(request, vault, tmp_path_factory):
     running = SplitPlugin(vault, workdir, mode=request.param)
     yield running
     running.stop()
-
-
-def sim_fault(vault, rule):
-    request = urllib.request.Request(f"{vault.address}/_sim/faults", data=json.dumps(rule).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=5).read()
-
-
-def sim_stats(vault):
-    return json.loads(urllib.request.urlopen(f"{vault.address}/_sim/stats", timeout=5).read())
 
 
 # --- the core checks, the same as the spawn topology's ------------------------------------------

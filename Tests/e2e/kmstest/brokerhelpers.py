@@ -1,9 +1,8 @@
-"""Helpers shared by the test_broker_* suites: Status polling and simulator statistics."""
+"""Helpers shared by the test_broker_* suites: Status polling, log events and a round trip."""
 import os
 import time
 
 import grpc
-import requests
 
 from .kmsclient import api
 
@@ -28,18 +27,6 @@ def wait_healthz(plugin, predicate, timeout=20):
                 return last
         time.sleep(0.1)
     raise AssertionError(f"healthz never matched (last: {last!r}):\n{plugin.log_text()[-4000:]}")
-
-
-def sim_stats(address, verify=True):
-    return requests.get(f"{address}/_sim/stats", verify=verify, timeout=5).json()
-
-
-def sim_reset_stats(address, verify=True):
-    requests.post(f"{address}/_sim/stats/reset", verify=verify, timeout=5).raise_for_status()
-
-
-def sim_advance_clock(address, seconds, verify=True):
-    requests.post(f"{address}/_sim/clock", json={"advance": seconds}, verify=verify, timeout=5).raise_for_status()
 
 
 def events(plugin, message):

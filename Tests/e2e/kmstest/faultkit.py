@@ -1,38 +1,17 @@
 """Helpers of the fault-injection suites: a TCP proxy in front of Vault that can close its listener
 (Vault unreachable) and reopen on the same port, the simulator's fault rules, and a ledger of
 every ciphertext produced so that a test can prove nothing was lost."""
-import json
 import os
 import socket
 import threading
 import time
 import types
-import urllib.request
 
 import grpc
 
 from .kmsclient import api
 
 DEADLINE = 3.0  # kube-apiserver's default KMS timeout
-
-
-def sim(vault, path, body=None):
-    """POST (with a body) or GET a simulator control endpoint; returns the decoded answer or None."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{vault.address}/_sim/{path}", data=data, method="POST" if data is not None else "GET",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        text = answer.read()
-    return json.loads(text) if text else None
-
-
-def fault(vault, **rule):
-    sim(vault, "faults", {"clear": True, **rule})
-
-
-def clear_faults(vault):
-    sim(vault, "faults", {"clear": True})
 
 
 class TCPProxy:

@@ -7,17 +7,17 @@
   are removed afterwards).
 Configured only through Vault's own HTTP API (with hvac), exactly as an operator would, so the same
 set-up runs against any of them."""
-import json
 import os
 import re
 import secrets
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 
 import hvac
+
+from . import simctl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SIMULATOR = os.path.join(ROOT, "Tests", "vaultsim", "vault-sim")
@@ -103,8 +103,7 @@ class SimulatorProcess:
 
     def request_counts(self):
         """{path: requests} the simulator served (/_sim/stats)."""
-        with urllib.request.urlopen(f"{self.address}/_sim/stats", timeout=5) as answer:
-            return {path: count for path, count in json.load(answer).items() if not path.startswith("_")}
+        return simctl.request_counts(self.address)
 
     def stop(self):
         if self.proc.poll() is None:

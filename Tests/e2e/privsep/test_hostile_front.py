@@ -16,18 +16,17 @@ only the broker's validation stands in its way). The same results are expected.
 
 So each test proves two things: the violation is refused (the connection is closed, nothing is answered) and the broker goes on serving the real
 front afterwards."""
-import json
 import os
 import socket
 import struct
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
 from kmstest import brokerproto as bp
+from kmstest import simctl
 from kmstest.oneuid import OneUIDPlugin, kernel_landlock_abi
 from kmstest.plugin import Plugin, installed_bin_dir
 from kmstest.splitplugin import NOBODY, SplitPlugin
@@ -297,7 +296,7 @@ def test_allowed_requests_give_only_encrypt_and_decrypt_under_the_configured_key
 def test_flood_beyond_the_in_flight_limit_is_answered_too_many_requests(hostile, vault):
     limit = hostile.hello()
     fault = {"paths": [f"{vault.mount}/encrypt"], "latency_ms": 1500}
-    _sim(vault, "faults", {"clear": True, **fault})
+    simctl.add_fault(vault, {"clear": True, **fault})
     try:
         extra = 20
         sent = [hostile.request(bp.ENCRYPT_REQUEST, ENCRYPT_OK) for _ in range(limit + extra)]
@@ -308,7 +307,7 @@ def test_flood_beyond_the_in_flight_limit_is_answered_too_many_requests(hostile,
             assert msg_type == bp.ENCRYPT_ANSWER
             answers[request_id] = payload[0]
     finally:
-        _sim(vault, "faults", {"clear": True})
+        simctl.clear_faults(vault)
     codes = list(answers.values())
     assert len(answers) == len(sent)
     assert codes.count(bp.CODES["too-many-requests"]) >= extra
@@ -320,14 +319,6 @@ def test_flood_beyond_the_in_flight_limit_is_answered_too_many_requests(hostile,
     assert hostile.release_and_expect_real_front() == []
 
 
-def _sim(vault, path, body):
-    request = urllib.request.Request(
-        f"{vault.address}/_sim/{path}", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5):
-        pass
-
-
 @pytest.mark.simulator_only("list of live token values (/_sim/tokens)")
 def test_no_answer_ever_carries_the_token_or_the_secret_id(hostile, vault):
     hostile.hello()
@@ -336,8 +327,7 @@ def test_no_answer_ever_carries_the_token_or_the_secret_id(hostile, vault):
                               (bp.METRICS_REQUEST, b"")]:
         hostile.request(msg_type, payload)
         received += hostile.receive()[2]
-    with urllib.request.urlopen(f"{vault.address}/_sim/tokens", timeout=5) as answer:
-        tokens = [t["id"].encode() for t in json.load(answer)["tokens"]]
+    tokens = [t["id"].encode() for t in simctl.tokens(vault)]
     for secret in tokens + [hostile.secret_id.encode()]:
         assert secret not in received
     assert b"hvs." not in received

@@ -3,17 +3,16 @@ the front's privileges itself) and the split topology (the front started the way
 starts it: user nobody, NoNewPrivileges=yes, an empty CapabilityBoundingSet=, here with setpriv):
 the front's credentials, its memory, and what a process with the front's uid can do to the broker.
 Needs root (the memory scans read /proc/PID/mem)."""
-import json
 import os
 import pathlib
 import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
+from kmstest import simctl
 from kmstest.kmsclient import api
 from kmstest.plugin import Plugin, proc_status
 from kmstest.splitplugin import NOBODY, Logged, SplitPlugin
@@ -122,8 +121,7 @@ def memory_count(pid, needle):
 
 
 def live_tokens(vault):
-    with urllib.request.urlopen(f"{vault.address}/_sim/tokens", timeout=5) as answer:
-        return [t["id"] for t in json.load(answer)["tokens"] if t["path"].startswith(f"auth/{vault.auth_mount}/")]
+    return [t["id"] for t in simctl.tokens(vault) if t["path"].startswith(f"auth/{vault.auth_mount}/")]
 
 
 def as_user(uid, gid, groups=()):
