@@ -18,8 +18,8 @@ chmod 0755 "$state"
 
 # The real bao binary, a free loopback port (and the next one, for the dev cluster listener) and a
 # random root token kept in a 0600 file, never on a command line.
-read -r bao port < <(python3 -c 'import sys; sys.path.insert(0, "Tests/e2e"); from kmstest import openbao
-print(openbao.bao_binary(), openbao.free_port(pair=True))')
+read -r bao port < <(python3 -c 'import sys; sys.path.insert(0, "Tests/e2e"); from kmstest import openbao, ports
+print(openbao.bao_binary(), ports.free_port(pair=True))')
 # (the dev server prints its root token and unseal key: its log is 0600 too)
 (umask 077 && python3 -c 'import secrets; print("dev-" + secrets.token_hex(16))' >"$state/root-token" &&
   : >"$state/openbao.log")

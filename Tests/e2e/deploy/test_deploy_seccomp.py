@@ -13,6 +13,7 @@ import pytest
 
 from kmstest import kmsclient
 from kmstest import plugin
+from kmstest.ports import free_port
 
 ROOT = plugin.ROOT
 SECCOMP = os.path.join(ROOT, "deploy", "kubernetes", "seccomp")
@@ -37,14 +38,6 @@ def test_a_fresh_traced_run_uses_only_syscalls_the_profile_allows():
     observed = set(result.stdout.split())
     assert {"epoll_wait", "setresuid", "execve"} <= observed  # the trace saw both processes
     assert observed - allowed() == set(), "regenerate with deploy/kubernetes/seccomp/derive-profile.py"
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_enforced(vault, workdir, drop=(), metrics_port=0):

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from kmstest import plugin
+from kmstest.ports import free_port
 from test_deploy_syscallfilter import ENFORCE, SYSTEM_PYTHON, serves, unit_allow_list, write_profile
 from test_deploy_systemd import unit
 
@@ -51,12 +52,6 @@ def unsupported_flags(command, binary):
     --metrics-port arrive with the metrics work); they are dropped from this run."""
     known = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30).stdout
     return [arg for arg in command if arg.startswith("--") and arg not in known]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def with_free_ports(command):

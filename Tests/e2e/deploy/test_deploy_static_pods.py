@@ -12,7 +12,7 @@ import tempfile
 import pytest
 import yaml
 
-from kmstest import plugin
+from kmstest import plugin, process
 from kmstest.oneuid import kernel_landlock_abi
 from test_deploy_split_units import ready_over_http, wait_for, with_free_ports
 from test_deploy_syscallfilter import ENFORCE, SYSTEM_PYTHON, serves
@@ -134,7 +134,7 @@ def test_static_pod_containers_serve_under_their_security_context_and_seccomp_pr
             assert plugin.proc_status(proc.pid)["Seccomp"] == "2"
         # Under the shipped profile the front still gets its whole sandbox (landlock_* and seccomp
         # are allowed); in the one-uid Pod it is required and at the broker's uid.
-        events = [e for log in logs for e in plugin.json_events(open(log.name).read())]
+        events = [e for log in logs for e in process.json_events(open(log.name).read())]
         applied = [e for e in events if e.get("event") == "sandbox.applied"]
         assert applied and applied[0]["seccomp"] == "true", events[-5:]
         assert int(applied[0]["landlock_abi"]) == min(kernel_landlock_abi(), 7)

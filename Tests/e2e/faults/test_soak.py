@@ -16,11 +16,11 @@ import time
 
 import pytest
 
-from kmstest import openbao
 
 from kmstest import kmsclient
 from kmstest.kmsclient import api
 from kmstest.plugin import Plugin, installed_bin_dir, proc_status
+from kmstest.ports import free_port
 
 CALLS = int(os.environ.get("KMS_SOAK_CALLS", "5000"))
 WORKERS = 8
@@ -167,7 +167,7 @@ def test_front_under_valgrind_has_no_memory_errors_and_loses_nothing_definitely(
     os.chmod(wrapper, 0o755)
     # Free ports, not the defaults 8081/9090 (parallel runs) and not 0: memcheck covers the health
     # and metrics listeners too.
-    ports = [str(openbao.free_port()) for _ in range(2)]
+    ports = [str(free_port()) for _ in range(2)]
     running = Plugin(vault, workdir, extra_args=["--front-executable", wrapper, "--log-level", "info",
                                                  "--health-port", ports[0], "--metrics-port", ports[1]],
                      wait_ready=False)

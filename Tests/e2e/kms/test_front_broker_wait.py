@@ -6,7 +6,6 @@ not logged in to Vault yet. The same defect under systemd socket activation with
 Tests/e2e/deploy/test_systemd_nspawn_split.py."""
 import os
 import re
-import socket
 import time
 import urllib.request
 
@@ -15,13 +14,8 @@ import pytest
 
 from kmstest import brokerproto as bp
 from kmstest.fakebroker import KEY_ID, default_handler
+from kmstest.ports import free_port
 from test_front_grpc import api, make_front  # noqa: F401  (fixtures)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_front(make_front, **kwargs):

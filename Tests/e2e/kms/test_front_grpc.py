@@ -22,6 +22,7 @@ import pytest
 from kmstest import brokerproto as bp
 from kmstest import kmsclient
 from kmstest.fakebroker import KEY_ID, FakeBroker
+from kmstest.process import Logged
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 MAX_GRPC_MESSAGE_BYTES = 64 * 1024  # Limits.maxGRPCMessageBytes
@@ -77,7 +78,6 @@ class Front:
             broker_listener.listen(1)
             settings["broker-address"] = "unix://" + broker_path
         self.log_path = os.path.join(self.dir, "front.log")
-        self.log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_KUBE_KMS_")}
         args = [front_binary()]
         for flag, value in settings.items():
@@ -85,7 +85,8 @@ class Front:
                 env["VAULT_KUBE_KMS_" + flag.upper().replace("-", "_")] = value
             else:
                 args += ["--" + flag, value]
-        self.proc = subprocess.Popen(args, pass_fds=pass_fds, stdout=self.log, stderr=self.log, env=env)
+        self.process = Logged(args, self.log_path, append=False, pass_fds=pass_fds, env=env)
+        self.proc = self.process.proc
         for sock in close_after:
             sock.close()
         if broker != "fd":
@@ -131,27 +132,16 @@ class Front:
         return self.proc.wait(timeout)
 
     def logs(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        return self.process.text()
 
     def log_events(self):
-        events = []
-        for line in self.logs().splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass
-        return events
+        return self.process.events()
 
     def stop(self):
         for channel in self.channels:
             channel.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        self.process.stop(signal.SIGKILL, timeout=10)
         self.broker.close()
-        self.log.close()
         if getattr(self, "listener", None):
             self.listener.close()
 

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from kmstest.plugin import Plugin
+from kmstest.ports import free_port
 from kmstest.splitplugin import SplitPlugin
-from test_metrics_health import free_port
 
 
 def get(host, port, path, timeout=5):

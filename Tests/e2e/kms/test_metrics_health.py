@@ -15,12 +15,7 @@ import pytest
 
 from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from kmstest.ports import free_port
 
 
 def get(port, path, timeout=5):

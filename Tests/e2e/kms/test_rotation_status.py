@@ -3,21 +3,15 @@
 computed in Python, independently of the plugin's OpenSSL): converged, pending (naming the
 apiserver still on the old key_id), stuck, and undecided, each with its exit status."""
 import os
-import socket
 import subprocess
 import time
 
 from kmstest import kmsclient
 from kmstest.apiserver_sim import ApiServer, key_id_hash
 from kmstest.plugin import Plugin, installed_bin_dir
+from kmstest.ports import free_port
 
 CONVERGED, PENDING, STUCK, UNDECIDED = 0, 1, 2, 3
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def status(port, pages, *extra):

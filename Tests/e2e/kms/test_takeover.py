@@ -4,7 +4,6 @@ scheme (the bare Transit version), the plugin swapped for ours, every object rea
 --accept-foreign-key-ids, the storage migration rewriting them, and the foreign-read counter
 staying flat afterwards, so the mode can be switched off."""
 import os
-import socket
 import urllib.request
 
 import grpc
@@ -13,12 +12,7 @@ import pytest
 from kmstest.apiserver_sim import ApiServer
 from kmstest.foreign_plugin import ForeignPlugin
 from kmstest.plugin import Plugin
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from kmstest.ports import free_port
 
 
 def metric(port, name):

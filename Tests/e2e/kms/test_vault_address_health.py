@@ -6,7 +6,7 @@ import types
 
 from kmstest.plugin import Plugin
 from test_health_modes import get, wait_for
-from test_metrics_health import free_port
+from kmstest.ports import free_port
 
 
 def test_deep_readiness_names_the_serving_address_and_hashicorp_readyz_stays_exact(vault, workdir):

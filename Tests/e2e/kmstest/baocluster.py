@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 from . import openbao
+from .ports import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SETUP = os.path.join(ROOT, "deploy", "vault", "setup.sh")
@@ -30,20 +31,6 @@ def bao_binary():
         return openbao.bao_binary()
     except RuntimeError:
         return None
-
-
-def free_ports(count):
-    """`count` distinct loopback ports the kernel just handed out (bound together, then released)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def http(address, method, path, body=None, token=None, timeout=5):

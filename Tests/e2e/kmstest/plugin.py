@@ -1,17 +1,15 @@
 """Runs the real binaries the way an operator installs them: copied to a bin directory every
 user can traverse (the front is executed as an unprivileged user), started with flags, stopped
 with SIGTERM. Logs go to a file the tests can read."""
-import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 
 import grpc
 
 from . import kmsclient
+from .process import Logged
 
 ROOT = kmsclient.ROOT
 _installed = None
@@ -74,9 +72,8 @@ class Plugin:
             *extra_args,
         ]
         self.args += without_default_ports(self.args, env)
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(list(command_prefix) + self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env)
+        self.process = Logged(list(command_prefix) + self.args, self.log_path, env=env)
+        self.proc, self.log = self.process.proc, self.process.log
         if wait_ready:
             self.wait_healthy()
 
@@ -87,10 +84,10 @@ class Plugin:
         return wait_for_ok_status(self.socket, timeout, [("broker", self.proc, self.log_text)], self.log_text)
 
     def log_text(self):
-        return read_log(self.log, self.log_path)
+        return self.process.text()
 
     def log_events(self):
-        return json_events(self.log_text())
+        return self.process.events()
 
     def front_pid(self):
         """The pid of the front: the broker's only child."""
@@ -100,15 +97,7 @@ class Plugin:
         return children[0]
 
     def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+        return self.process.stop(timeout=timeout)
 
 
 def wait_for_ok_status(socket_path, timeout, processes, describe):
@@ -132,25 +121,6 @@ def wait_for_ok_status(socket_path, timeout, processes, describe):
                 last = error.code()
         time.sleep(0.1)
     raise RuntimeError(f"plugin not healthy after {timeout}s (last: {last}):\n{describe()}")
-
-
-def read_log(handle, path):
-    """Everything a child wrote to its log file so far."""
-    if not handle.closed:
-        handle.flush()
-    with open(path, "rb") as reader:
-        return reader.read().decode(errors="replace")
-
-
-def json_events(text):
-    """The JSON log lines of `text` as dicts (other lines, e.g. a crash message, are skipped)."""
-    events = []
-    for line in text.splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
 
 
 def proc_status(pid):

@@ -5,56 +5,15 @@ and meeting on a SOCK_SEQPACKET Unix socket. The front binds the KMS socket itse
 (`mode="activation"`)."""
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 
 from . import kmsclient
-from .plugin import as_user, installed_bin_dir, json_events, read_log, wait_for_ok_status, without_default_ports
+from .plugin import as_user, installed_bin_dir, wait_for_ok_status, without_default_ports
+from .process import Logged
 
 NOBODY = 65534
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
-
-
-def _wait(proc, timeout):
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
-
-
-class Logged:
-    """A child process whose stdout and stderr go to a file."""
-
-    def __init__(self, args, log_path, **kwargs):
-        self.args = args
-        self.log_path = log_path
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, **kwargs)
-
-    def text(self):
-        return read_log(self.log, self.log_path)
-
-    def events(self):
-        return json_events(self.text())
-
-    def wait_event(self, name, timeout=10, count=1):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if sum(1 for e in self.events() if e.get("event") == name) >= count:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"no {name} event after {timeout}s:\n{self.text()}")
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            _wait(self.proc, timeout)
-        self.log.close()
-        return self.proc.returncode
 
 
 class SplitPlugin:

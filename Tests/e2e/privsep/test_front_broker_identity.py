@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from kmstest.plugin import as_user, installed_bin_dir, json_events
+from kmstest.plugin import as_user, installed_bin_dir
+from kmstest.process import json_events
 
 IMPOSTOR_UID = 65533
 

@@ -21,6 +21,7 @@ import pytest
 from kmstest import kmsclient
 from kmstest.oneuid import ONE_UID, OneUIDPlugin, kernel_landlock_abi as kernel_abi
 from kmstest.plugin import Plugin, installed_bin_dir, proc_status
+from kmstest.ports import free_port
 from kmstest.splitplugin import NOBODY, SplitPlugin
 from test_privsep import live_tokens, memory_contains
 
@@ -30,12 +31,6 @@ SUPPORTED_ABI = 7
 
 
 needs_landlock6 = pytest.mark.skipif(kernel_abi() < 6, reason="the one-uid topology needs Landlock ABI 6")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Targets:

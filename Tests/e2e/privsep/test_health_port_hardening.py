@@ -15,14 +15,7 @@ import pytest
 
 from kmstest.brokerhelpers import events
 from kmstest.plugin import Plugin
-
-
-def _free_port():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
+from kmstest.ports import free_port
 
 
 def _get(port, path):
@@ -34,7 +27,7 @@ def _get(port, path):
 
 
 def test_sixteen_idle_connections_do_not_take_livez_down(plugin_factory):
-    port = _free_port()
+    port = free_port()
     running = plugin_factory(["--health-port", str(port), "--metrics-port", "0"])
     held = []
     try:
@@ -56,7 +49,7 @@ def test_sixteen_idle_connections_do_not_take_livez_down(plugin_factory):
 
 
 def test_a_squatted_health_port_is_reported_not_silently_ignored(plugin_factory):
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     squatter.bind(("127.0.0.1", port))
@@ -74,11 +67,10 @@ def test_a_squatted_health_port_is_reported_not_silently_ignored(plugin_factory)
 
 
 def test_a_free_health_port_is_reported_bound(plugin_factory):
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     plugin_factory(["--health-port", str(port), "--metrics-port", str(metrics_port)])
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
     assert 'vault_kube_kms_observability_port_bound{port="health"} 1' in text
-
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ connection: a refused peer is closed before a byte is read, counted in
 `vault_kube_kms_grpc_connections_refused_total{reason="peer"}` and logged at most once per 10 s.
 The clients here are real processes of other uids (setpriv) speaking the HTTP/2 preface."""
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,6 +19,7 @@ import pytest
 
 from kmstest.brokerhelpers import events, round_trip
 from kmstest.plugin import Plugin, as_user, installed_bin_dir
+from kmstest.ports import free_port
 
 OTHER_UID = 65533
 FRONT_UID = 65534  # nobody: the spawned front's own uid
@@ -51,14 +51,6 @@ def _raw_client(path, uid, gid):
     return result.stdout.split()
 
 
-def _free_port():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
-
-
 def _metric(port, name, labels):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     for line in text.splitlines():
@@ -78,7 +70,7 @@ def open_workdir():
 
 def test_only_allowed_uids_root_and_the_front_itself_get_an_answer(vault, open_workdir):
     workdir = open_workdir
-    port = _free_port()
+    port = free_port()
     running = Plugin(vault, workdir, extra_args=[
         "--allowed-client-uid", "0", "--socket-group", str(OTHER_UID), "--metrics-port", str(port),
         "--health-port", "0"])

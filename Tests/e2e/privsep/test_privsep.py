@@ -15,7 +15,8 @@ import pytest
 from kmstest import simctl
 from kmstest.kmsclient import api
 from kmstest.plugin import Plugin, proc_status
-from kmstest.splitplugin import NOBODY, Logged, SplitPlugin
+from kmstest.process import Logged
+from kmstest.splitplugin import NOBODY, SplitPlugin
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to spawn the front as another user")
 
