@@ -4,6 +4,11 @@ import pytest
 
 from kmstest import vaultenv
 from kmstest.plugin import Plugin
+from kmstest.splitplugin import SOCKET_ACTIVATE, SplitPlugin
+
+# The topologies the contract suites run in: the `topology` fixture's parameters.
+TOPOLOGIES = ["spawn", "split", pytest.param("socket-activated", marks=pytest.mark.skipif(
+    not SOCKET_ACTIVATE, reason="systemd-socket-activate not installed"))]
 
 
 def pytest_configure(config):
@@ -70,6 +75,22 @@ def vault(vault_server, tmp_path_factory):
 @pytest.fixture(scope="module")
 def plugin(vault, tmp_path_factory):
     running = Plugin(vault, str(tmp_path_factory.mktemp("plugin")))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module", params=TOPOLOGIES)
+def topology(request, vault, tmp_path_factory):
+    """The module's plugin in each topology, for the suites that prove the same contract in all:
+    spawn (the broker starts the front), split (broker and front started apart, the front binding
+    the KMS socket) and socket-activated (split, the front started by systemd-socket-activate).
+    Each has client() and socket."""
+    workdir = str(tmp_path_factory.mktemp(f"topology-{request.param}"))
+    if request.param == "spawn":
+        running = Plugin(vault, workdir)
+    else:
+        os.chmod(workdir, 0o755)  # the split front runs as nobody
+        running = SplitPlugin(vault, workdir, mode="socket" if request.param == "split" else "activation")
     yield running
     running.stop()
 

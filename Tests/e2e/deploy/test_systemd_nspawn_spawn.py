@@ -8,24 +8,17 @@ import time
 import pytest
 
 from kmstest import nspawnlane
+from kmstest.nspawnlane import KMS_SOCKET
 
 UNIT = "vault-kube-kms.service"
-KMS_SOCKET = "/run/kmsplugin/kms.sock"
 
 pytestmark = nspawnlane.lane_marks()
 
 
 @pytest.fixture(scope="module")
 def node():
-    shared = nspawnlane.shared()
-    node = nspawnlane.Node(shared, "spawn")
-    try:
-        node.run_block("install")
-        node.run_block("spawn-units")
-        node.preflight()
+    with nspawnlane.installed("spawn", "spawn-units") as node:
         yield node
-    finally:
-        node.close()
 
 
 def test_the_documented_start_serves_and_the_unit_is_ready_only_after_the_front_connected(node):

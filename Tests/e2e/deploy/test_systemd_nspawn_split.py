@@ -18,30 +18,17 @@ import pytest
 from kmstest import kmsclient
 from kmstest import nspawnlane
 from kmstest.kmsclient import api
-from kmstest.nspawnlane import BUNDLE_IN_ROOT
+from kmstest.nspawnlane import BUNDLE_IN_ROOT, KMS_SOCKET
 
 FRONT, BROKER = "vault-kube-kms-front.service", "vault-kube-kms-broker.service"
-KMS_SOCKET = "/run/kmsplugin/kms.sock"
 
 pytestmark = nspawnlane.lane_marks()
 
 
 @pytest.fixture(scope="module")
 def node():
-    shared = nspawnlane.shared()
-    node = nspawnlane.Node(shared, "split")
-    try:
-        node.run_block("install")
-        node.run_block("split-units")
-        node.preflight()
+    with nspawnlane.installed("split", "split-units") as node:
         yield node
-    finally:
-        node.close()
-
-
-def kms_stub(node):
-    channel = grpc.insecure_channel("unix://" + node.container.host_path(KMS_SOCKET))
-    return kmsclient.stubs()[1].KeyManagementServiceStub(channel), channel
 
 
 def active(node, unit):
@@ -55,7 +42,7 @@ def test_the_first_kms_call_starts_both_services_by_socket_activation_and_is_ans
         node.container.run(line, cwd=BUNDLE_IN_ROOT)
     assert (active(node, FRONT), active(node, BROKER)) == ("inactive", "inactive")
     assert active(node, "vault-kube-kms-front.socket") == "active"
-    stub, channel = kms_stub(node)
+    stub, channel = node.kms_stub()
     with channel:
         start = time.monotonic()
         # The kube-apiserver's call: its 3 s deadline, sent before anything else runs.

@@ -9,28 +9,15 @@ import grpc
 import pytest
 
 from kmstest import vaultenv
-from kmstest.faultkit import DEADLINE, Ledger, timed_failure, via, wait_until_encrypt_works
+from kmstest.faultkit import (  # noqa: F401  (faulty: a fixture)
+    DEADLINE, SLACK, Ledger, faulty, proxy_fixture, timed_failure, wait_until_encrypt_works)
 from kmstest.faultproxy import FaultProxy
 from kmstest.kmsclient import api
 from kmstest.plugin import Plugin
 
 pytestmark = pytest.mark.skipif(vaultenv.mode() != "openbao", reason="starts, stops and kills its own OpenBao")
 
-SLACK = 0.5  # scheduling slack on a loaded 2-core CI machine
-
-
-@pytest.fixture(scope="module")
-def proxy(vault):
-    running = FaultProxy(vault.address)
-    yield running
-    running.close()
-
-
-@pytest.fixture(scope="module")
-def faulty(vault, proxy, tmp_path_factory):
-    running = Plugin(via(vault, proxy.address), str(tmp_path_factory.mktemp("faulty")))
-    yield running
-    running.stop()
+proxy = proxy_fixture(FaultProxy)
 
 
 @pytest.fixture()

@@ -6,29 +6,15 @@ import os
 import grpc
 import pytest
 
-from kmstest.faultkit import DEADLINE, Ledger, TCPProxy, timed_failure, via, wait_until_encrypt_works
+from kmstest.faultkit import (  # noqa: F401  (faulty: a fixture)
+    DEADLINE, SLACK, Ledger, faulty, proxy_fixture, timed_failure, wait_until_encrypt_works)
 from kmstest.kmsclient import api
-from kmstest.plugin import Plugin
 from kmstest.simctl import clear_faults, fault, reset_stats, stats
+from kmstest.tcpproxy import TCPProxy
 
 pytestmark = pytest.mark.simulator_only("fault rules (/_sim/faults: latency, resets, black holes, error answers)")
 
-SLACK = 0.5  # scheduling slack on a loaded 2-core CI machine
-
-
-@pytest.fixture(scope="module")
-def proxy(vault):
-    running = TCPProxy(vault.address)
-    yield running
-    running.close()
-
-
-@pytest.fixture(scope="module")
-def faulty(vault, proxy, tmp_path_factory):
-    """A plugin that reaches Vault through the proxy."""
-    running = Plugin(via(vault, proxy.address), str(tmp_path_factory.mktemp("faulty")))
-    yield running
-    running.stop()
+proxy = proxy_fixture(TCPProxy)
 
 
 @pytest.fixture()

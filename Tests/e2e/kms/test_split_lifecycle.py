@@ -12,6 +12,7 @@ import pytest
 from kmstest import kmsclient
 from kmstest import simctl
 from kmstest.kmsclient import api
+from kmstest.polling import wait_for
 from kmstest.splitplugin import SplitPlugin
 
 
@@ -21,15 +22,6 @@ def clear_faults(vault):
     simctl.clear_faults(vault)
 
 
-def wait_for(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def wait_until_vault_sees_an_encrypt(vault, before):
     key = f"{vault.mount}/encrypt/{vault.key}"
     assert wait_for(lambda: simctl.stats(vault).get(key, 0) > before), "the encrypt never reached Vault"
@@ -37,10 +29,6 @@ def wait_until_vault_sees_an_encrypt(vault, before):
 
 def encrypt_count(vault):
     return simctl.stats(vault).get(f"{vault.mount}/encrypt/{vault.key}", 0)
-
-
-def events(process, name):
-    return [e for e in process.events() if e.get("event") == name]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -67,8 +55,8 @@ def test_broker_restart_is_recovered_without_restarting_the_front(vault, workdir
         assert client.Decrypt(api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id=encrypted.key_id,
                                                    uid="back"), timeout=3).plaintext == seed
         assert running.front.proc.pid == front_pid and running.front.proc.poll() is None
-        assert events(running.front, "broker.connection_lost")
-        assert len(events(running.front, "broker.ready")) == 2
+        assert running.front.events("broker.connection_lost")
+        assert len(running.front.events("broker.ready")) == 2
     finally:
         running.stop()
 
@@ -104,7 +92,7 @@ def test_front_sigterm_lets_a_call_in_flight_finish_then_exits_0(vault, workdir,
         assert time.monotonic() - start < 5.5
         # The front bound the socket itself, so it removed it; nothing accepts any more.
         assert not os.path.exists(running.socket)
-        assert events(running.front, "shutdown.begin") and events(running.front, "shutdown.done")
+        assert running.front.events("shutdown.begin") and running.front.events("shutdown.done")
         assert running.broker.proc.poll() is None
     finally:
         running.stop()
@@ -125,7 +113,7 @@ def test_broker_sigterm_finishes_the_vault_call_then_revokes_its_token(vault, wo
         assert call.result().ciphertext.startswith(b"vault:v1:")
         assert running.broker.proc.wait(10) == 0
         assert simctl.stats(vault).get("auth/token/revoke-self", 0) == revokes_before + 1
-        assert events(running.broker, "broker.token.revoked")
+        assert running.broker.events("broker.token.revoked")
         assert not os.path.exists(running.broker_socket)
         # The front stays up and reports the broker away.
         assert running.front.proc.poll() is None

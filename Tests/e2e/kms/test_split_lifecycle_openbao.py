@@ -11,6 +11,7 @@ from kmstest import vaultenv
 from kmstest.faultkit import via
 from kmstest.faultproxy import FaultProxy
 from kmstest.kmsclient import api
+from kmstest.polling import wait_for
 from kmstest.splitplugin import SplitPlugin
 
 pytestmark = pytest.mark.skipif(vaultenv.mode() != "openbao", reason="needs an OpenBao of its own with an audit log")
@@ -25,19 +26,6 @@ def held(tmp_path_factory):
     yield via(setup, proxy.address), proxy, server
     proxy.close()
     server.stop()
-
-
-def wait_for(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def events(process, name):
-    return [e for e in process.events() if e.get("event") == name]
 
 
 def test_front_sigterm_lets_a_call_in_flight_to_openbao_finish_then_exits_0(held, workdir):
@@ -74,7 +62,7 @@ def test_broker_sigterm_finishes_the_openbao_call_then_revokes_its_token(held, w
         assert call.result().ciphertext.startswith(b"vault:v1:")
         assert running.broker.proc.wait(10) == 0
         assert wait_for(lambda: server.request_counts().get("auth/token/revoke-self", 0) == revokes_before + 1, 5)
-        assert events(running.broker, "broker.token.revoked")
+        assert running.broker.events("broker.token.revoked")
         assert running.front.proc.poll() is None
     finally:
         running.stop()

@@ -1,7 +1,8 @@
 """The split topologies end to end: `vault-kube-kms broker` and a separately started
 `vault-kube-kms-front` (user nobody), with the front binding the KMS socket itself or started by
-`systemd-socket-activate` on a socket it created. The same core checks as the spawn topology,
-then what only the split topologies have: SO_PEERCRED refusal, broker restart, drains."""
+`systemd-socket-activate` on a socket it created. The core checks shared with the spawn topology
+are in test_kms_contract.py; here is what only the split topologies have: SO_PEERCRED refusal,
+broker restart, drains."""
 import concurrent.futures
 import os
 import re
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import grpc
 import pytest
 
 from kmstest.kmsclient import api
@@ -32,45 +32,7 @@ def split(request, vault, tmp_path_factory):
     running.stop()
 
 
-# --- the core checks, the same as the spawn topology's ------------------------------------------
-
-def test_status_reports_v2_ok_and_a_versioned_key_id(split):
-    response = split.client().Status(api().StatusRequest(), timeout=3)
-    assert response.version == "v2"
-    assert response.healthz == "ok"
-    assert KEY_ID.match(response.key_id), response.key_id
-
-
-def test_encrypt_then_decrypt_returns_the_exact_32_bytes(split):
-    client = split.client()
-    seed = os.urandom(32)
-    encrypted = client.Encrypt(api().EncryptRequest(plaintext=seed, uid="split-roundtrip"), timeout=3)
-    assert encrypted.ciphertext.startswith(b"vault:v1:")
-    assert encrypted.key_id == client.Status(api().StatusRequest(), timeout=3).key_id
-    decrypted = client.Decrypt(
-        api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id=encrypted.key_id, uid="split-d"), timeout=3)
-    assert decrypted.plaintext == seed
-
-
-def test_tampered_ciphertext_is_refused_and_the_plugin_stays_healthy(split):
-    client = split.client()
-    encrypted = client.Encrypt(api().EncryptRequest(plaintext=os.urandom(32), uid="t"), timeout=3)
-    body = bytearray(encrypted.ciphertext)
-    body[-5] = ord("A") if body[-5] != ord("A") else ord("B")
-    with pytest.raises(grpc.RpcError) as error:
-        client.Decrypt(api().DecryptRequest(ciphertext=bytes(body), key_id=encrypted.key_id, uid="t"), timeout=3)
-    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert client.Status(api().StatusRequest(), timeout=3).healthz == "ok"
-
-
-def test_decrypt_with_a_foreign_key_id_is_refused(split):
-    client = split.client()
-    encrypted = client.Encrypt(api().EncryptRequest(plaintext=os.urandom(32), uid="f"), timeout=3)
-    with pytest.raises(grpc.RpcError) as error:
-        client.Decrypt(api().DecryptRequest(ciphertext=encrypted.ciphertext, key_id="transit-v1-" + "0" * 32,
-                                            uid="f"), timeout=3)
-    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-
+# --- the core checks run once per topology in test_kms_contract.py; this one at the split's load --
 
 def test_fifty_concurrent_encrypts_all_succeed(split):
     client = split.client()

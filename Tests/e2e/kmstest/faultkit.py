@@ -1,91 +1,38 @@
-"""Helpers of the fault-injection suites: a TCP proxy in front of Vault that can close its listener
-(Vault unreachable) and reopen on the same port, the simulator's fault rules, and a ledger of
-every ciphertext produced so that a test can prove nothing was lost."""
+"""Helpers of the fault-injection suites: the plugin behind a proxy (tcpproxy.TCPProxy or
+faultproxy.FaultProxy) in front of Vault, and a ledger of every ciphertext produced so that a test
+can prove nothing was lost. The simulator's own fault rules are set through simctl."""
 import os
-import socket
 import threading
 import time
 import types
 
 import grpc
+import pytest
 
 from .kmsclient import api
+from .plugin import Plugin
 
 DEADLINE = 3.0  # kube-apiserver's default KMS timeout
+SLACK = 0.5  # scheduling slack on a loaded 2-core CI machine
 
 
-class TCPProxy:
-    """Forwards 127.0.0.1:<port> to the simulator. `close()` shuts the listener and every open
-    connection (like a Vault that went away); `open()` listens again on the same port."""
+def proxy_fixture(kind):
+    """A module fixture `proxy`: a `kind` proxy (TCPProxy, faultproxy.FaultProxy) in front of the
+    module's Vault, closed after the module."""
+    @pytest.fixture(scope="module")
+    def proxy(vault):
+        running = kind(vault.address)
+        yield running
+        running.close()
+    return proxy
 
-    def __init__(self, target_address):
-        host, port = target_address.split("//")[1].split(":")
-        self.target = (host, int(port))
-        self.port = None
-        self.listener = None
-        self.connections = []
-        self.lock = threading.Lock()
-        self.open()
 
-    @property
-    def address(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def open(self):
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port or 0))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def close(self):
-        listener, self.listener = self.listener, None
-        if listener:
-            listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close alone does not)
-            listener.close()
-        with self.lock:
-            for conn in self.connections:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                conn.close()
-            self.connections.clear()
-
-    def _accept(self, listener):
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.connections += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source, sink):
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+@pytest.fixture(scope="module")
+def faulty(vault, proxy, tmp_path_factory):
+    """A plugin that reaches Vault through the module's `proxy`."""
+    running = Plugin(via(vault, proxy.address), str(tmp_path_factory.mktemp("faulty")))
+    yield running
+    running.stop()
 
 
 def via(vault, address):

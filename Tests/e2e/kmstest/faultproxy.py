@@ -12,6 +12,8 @@ import struct
 import threading
 import time
 
+from .tcpproxy import ListeningProxy
+
 ANSWERS = {
     429: (b"Too Many Requests", {"errors": ['request path "{path}": rate limit quota exceeded']}),
     500: (b"Internal Server Error", {"errors": ["internal error"]}),
@@ -19,25 +21,13 @@ ANSWERS = {
 }
 
 
-class FaultProxy:
+class FaultProxy(ListeningProxy):
     def __init__(self, target_address):
-        host, port = target_address.split("//")[1].split(":")
-        self.target = (host, int(port))
         self.rule = None
         self.hits = 0
         self.lock = threading.Lock()
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        self.closed = False
         self.held = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def address(self):
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(target_address)
 
     def set(self, paths=(), latency_ms=0, status=None, reset=False, black_hole=False, count=None):
         with self.lock:
@@ -53,19 +43,10 @@ class FaultProxy:
             _reset(connection)
 
     def close(self):
-        self.closed = True
         self.clear()
-        self.listener.close()
+        self.close_listener()
 
     # -- plumbing -------------------------------------------------------------------------------
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _match(self, path):
         with self.lock:

@@ -7,7 +7,7 @@ seed) and store one object under it, or read back one of its objects with an emp
 After the run a fresh client reads every stored object again (Decrypt of every distinct seed).
 
 Faults (`CASES`): the active node SIGKILLed, SIGSTOPped, the whole cluster restarted, and the
-plugin's preferred address black-holed by a proxy (Tests/e2e/kmstest/holeproxy.py). Each is held for
+plugin's preferred address black-holed by a proxy (Tests/e2e/kmstest/tcpproxy.py). Each is held for
 `hold` seconds, then healed (the node restarted, SIGCONT, the proxy forwarding again).
 """
 import os
@@ -19,7 +19,7 @@ import types
 import grpc
 
 from .apiserver_sim import ApiServer, ValidationError
-from .holeproxy import BlackholeProxy
+from .tcpproxy import TCPProxy
 from .plugin import Plugin
 
 CASES = ("kill", "stop", "restart", "partition")
@@ -103,7 +103,7 @@ def run(cluster, case, with_list, workdir, hold=12.0, warmup=2.0, tail=6.0, plug
     cluster.start_again(wait=True)
     active = cluster.active()
     others = [node.address for node in cluster.nodes if node is not active]
-    proxy = BlackholeProxy(active.address) if case == "partition" else None
+    proxy = TCPProxy(active.address) if case == "partition" else None
     preferred = proxy.address if proxy else active.address
     addresses = [preferred] + others if with_list else [preferred]
     view = types.SimpleNamespace(

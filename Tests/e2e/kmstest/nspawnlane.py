@@ -14,6 +14,7 @@ machine; OpenBao listens on that loopback's 127.0.0.1:8200, configured by deploy
 Skips: only when this machine cannot run the lane (not root, a tool missing, nspawn failing),
 with the reason; with KMS_SYSTEMD_LANE=require (scripts/test.sh, so CI) that is a failure."""
 import hashlib
+import contextlib
 import json
 import os
 import re
@@ -39,6 +40,7 @@ OPERATIONS = os.path.join(ROOT, "docs", "operations.md")
 CACHE_DIR = os.environ.get("KMS_DEBOOTSTRAP_CACHE", "/var/tmp")
 # Where the release bundle is unpacked inside the root (the operator's working directory).
 BUNDLE_IN_ROOT = "/root/vault-kube-kms-bundle"
+KMS_SOCKET = "/run/kmsplugin/kms.sock"  # the shipped units' KMS socket
 
 
 class LaneUnavailable(Exception):
@@ -376,7 +378,7 @@ class Node:
         return self.http_get("http://127.0.0.1:9090/metrics")
 
     def kms_stub(self):
-        channel = grpc.insecure_channel("unix://" + self.container.host_path("/run/kmsplugin/kms.sock"))
+        channel = grpc.insecure_channel("unix://" + self.container.host_path(KMS_SOCKET))
         return kmsclient.stubs()[1].KeyManagementServiceStub(channel), channel
 
     def wait_for(self, predicate, timeout, message):
@@ -493,6 +495,20 @@ class Node:
         if self.bao:
             self.bao.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def installed(name, units_block):
+    """A booted node on which the documented `install` block and `units_block` ran and the
+    preflight passed; closed (container stopped) on exit. The suites' module fixture."""
+    node = Node(shared(), name)
+    try:
+        node.run_block("install")
+        node.run_block(units_block)
+        node.preflight()
+        yield node
+    finally:
+        node.close()
 
 
 class NetnsListener:

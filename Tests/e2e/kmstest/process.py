@@ -21,8 +21,10 @@ class Logged:
     def text(self):
         return read_log(self.log, self.log_path)
 
-    def events(self):
-        return json_events(self.text())
+    def events(self, name=None):
+        """The JSON log events so far; with `name`, only those of that event."""
+        found = json_events(self.text())
+        return found if name is None else [e for e in found if e.get("event") == name]
 
     def wait_event(self, name, timeout=10, count=1):
         deadline = time.time() + timeout
