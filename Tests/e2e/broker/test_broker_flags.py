@@ -9,6 +9,7 @@ import pytest
 
 from kmstest.brokerhelpers import events, round_trip
 from kmstest.plugin import Plugin, installed_bin_dir
+from kmstest.process import Logged
 
 
 def _bare_args(workdir):
@@ -53,8 +54,8 @@ def test_vault_addr_and_vault_kube_kms_variables_are_honoured(vault, workdir):
     running = Plugin.__new__(Plugin)
     running.socket = os.path.join(workdir, "kms.sock")
     running.log_path = os.path.join(workdir, "env.log")
-    running.log = open(running.log_path, "wb")
-    running.proc = subprocess.Popen(_bare_args(workdir), stdout=running.log, stderr=subprocess.STDOUT, env=env)
+    running.process = Logged(_bare_args(workdir), running.log_path, append=False, env=env)
+    running.proc, running.log = running.process.proc, running.process.log
     try:
         running.wait_healthy()
         round_trip(running)
