@@ -251,18 +251,7 @@ def test_broker_is_not_dumpable_even_when_it_shares_its_uid(vault):
 
 def _plugin_with_prefix(vault, workdir, prefix, extra_args):
     """A Plugin whose broker command line is wrapped by `prefix` (setpriv)."""
-    from kmstest import plugin as plugin_module
-
-    original = plugin_module.subprocess.Popen
-
-    def wrapped(args, **kwargs):
-        return original(prefix + list(args), **kwargs)
-
-    plugin_module.subprocess.Popen = wrapped
-    try:
-        return Plugin(vault, workdir, extra_args=extra_args)
-    finally:
-        plugin_module.subprocess.Popen = original
+    return Plugin(vault, workdir, extra_args=extra_args, command_prefix=prefix)
 
 
 def test_front_uid_can_neither_ptrace_nor_read_the_broker(running):
