@@ -54,6 +54,10 @@ final class HTTP2Connection {
     let fd: Int32
     weak var delegate: HTTP2ConnectionDelegate?
     private(set) var streams: [Int32: GRPCStream] = [:]
+    /// The stream the last nghttp2 callback named: a call's HEADERS alone bring one callback per
+    /// field, all for the same stream, and each dictionary lookup hashes the id (callgrind).
+    /// Cleared whenever a stream leaves `streams`.
+    private var recentStream: GRPCStream?
 
     private unowned let loop: EventLoop
     private let readBuffer: UnsafeMutableRawBufferPointer
@@ -294,6 +298,7 @@ final class HTTP2Connection {
         Glibc.close(fd)
         let open = streams
         streams = [:]
+        recentStream = nil
         for stream in open.values.sorted(by: { $0.id < $1.id }) { delegate?.connection(self, didClose: stream) }
         if let session { nghttp2_session_del(session) }
         session = nil
@@ -303,13 +308,23 @@ final class HTTP2Connection {
     // MARK: Called by the nghttp2 callbacks
 
     func beginRequest(streamID: Int32) {
-        streams[streamID] = GRPCStream(id: streamID, startNanos: EventLoop.nowNanos())
+        let stream = GRPCStream(id: streamID, startNanos: EventLoop.nowNanos())
+        streams[streamID] = stream
+        recentStream = stream
+    }
+
+    /// The open stream with this id (the one the previous callback named, without a lookup).
+    private func stream(_ streamID: Int32) -> GRPCStream? {
+        if let recentStream, recentStream.id == streamID { return recentStream }
+        let found = streams[streamID]
+        if found != nil { recentStream = found }
+        return found
     }
 
     /// Records the headers the front uses; false refuses the header list (too large). A field
     /// that breaks the request rules marks the stream malformed (reset when its HEADERS end).
     func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let stream = streams[streamID] else { return true }
+        guard let stream = stream(streamID) else { return true }
         stream.headerListBytes += name.count + value.count + 32
         guard stream.headerListBytes <= Self.maxHeaderListBytes else { return false }
         guard !stream.malformed else { return true }
@@ -337,7 +352,7 @@ final class HTTP2Connection {
     }
 
     func dataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) {
-        guard let stream = streams[streamID], !stream.malformed else { return }
+        guard let stream = stream(streamID), !stream.malformed else { return }
         guard stream.rules.data(count: bytes.count) else { return refuseMalformed(stream) }
         guard stream.headersComplete, !stream.answered else { return }
         do throws(GRPCStatus) {
@@ -349,7 +364,7 @@ final class HTTP2Connection {
 
     func frameReceived(type: UInt8, flags: UInt8, streamID: Int32, isRequestHeaders: Bool) {
         if UInt32(type) == NGHTTP2_SETTINGS.rawValue { handshakeDone = true }
-        guard let stream = streams[streamID], !stream.answered || !stream.malformed else { return }
+        guard let stream = stream(streamID), !stream.answered || !stream.malformed else { return }
         let isHeaders = UInt32(type) == NGHTTP2_HEADERS.rawValue
         let endsStream = UInt32(flags) & NGHTTP2_FLAG_END_STREAM.rawValue != 0
         if isHeaders {
@@ -385,13 +400,14 @@ final class HTTP2Connection {
 
     func frameSent(type: UInt8, flags: UInt8, streamID: Int32) {
         guard UInt32(type) == NGHTTP2_HEADERS.rawValue, UInt32(flags) & NGHTTP2_FLAG_END_STREAM.rawValue != 0,
-            let stream = streams[streamID], stream.resetAfterResponse, !stream.requestComplete
+            let stream = stream(streamID), stream.resetAfterResponse, !stream.requestComplete
         else { return }
         stream.resetAfterResponse = false
         resetStream(streamID, code: NGHTTP2_NO_ERROR)
     }
 
     func streamClosed(streamID: Int32) {
+        if recentStream?.id == streamID { recentStream = nil }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         delegate?.connection(self, didClose: stream)
     }
@@ -399,7 +415,7 @@ final class HTTP2Connection {
     func readResponse(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>)
         -> Int
     {
-        guard let session, let stream = streams[streamID] else {
+        guard let session, let stream = stream(streamID) else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         let count = min(stream.responseBody.count - stream.responseOffset, buffer.count)
