@@ -29,13 +29,14 @@ final class FrontConnection {
     /// Requests waiting for Vault (or for a key refresh) on this connection.
     private(set) var inFlight = 0
     private(set) var isOpen = true
-    private var queuedAnswers: [[UInt8]] = []
+    private var queuedAnswers: SeqpacketChannel
 
     init(
         fd: Int32, serial: UInt64, loop: EventLoop, logger: Logger, service: BrokerService,
         onHello: @escaping () -> Void, onClose: @escaping () -> Void
     ) {
         self.fd = fd
+        queuedAnswers = SeqpacketChannel(fd: fd, limit: Self.maxQueuedAnswers)
         self.serial = serial
         self.loop = loop
         self.logger = logger
@@ -133,26 +134,17 @@ final class FrontConnection {
         guard isOpen else { return }
         let answerType = answer.type
         let packet = answer.encode(requestID: requestID)
-        if queuedAnswers.isEmpty && UnixSocket.sendPacket(fd, packet) { return }
-        if errno != EAGAIN && errno != EWOULDBLOCK && queuedAnswers.isEmpty {
-            return close(reason: "send failed: \(SystemError("send"))")
+        switch queuedAnswers.send(packet) {
+        case .sent: return
+        case .queued: loop.modify(fd: fd, events: readEvents.union(.writable))
+        case .full: reject(reason: "front is not reading its answers", type: "\(answerType)")
+        case .failed(let failure): close(reason: "send failed: \(failure)")
         }
-        guard queuedAnswers.count < Self.maxQueuedAnswers else {
-            return reject(reason: "front is not reading its answers", type: "\(answerType)")
-        }
-        queuedAnswers.append(packet)
-        loop.modify(fd: fd, events: readEvents.union(.writable))
     }
 
     private func flush() {
-        while let packet = queuedAnswers.first {
-            guard UnixSocket.sendPacket(fd, packet) else {
-                if errno == EAGAIN || errno == EWOULDBLOCK { return }
-                return close(reason: "send failed: \(SystemError("send"))")
-            }
-            queuedAnswers.removeFirst()
-        }
-        loop.modify(fd: fd, events: readEvents)
+        if let failure = queuedAnswers.flush() { return close(reason: "send failed: \(failure)") }
+        if queuedAnswers.isEmpty { loop.modify(fd: fd, events: readEvents) }
     }
 
     // MARK: closing
@@ -171,7 +163,7 @@ final class FrontConnection {
         }
         loop.unregister(fd: fd)
         Glibc.close(fd)
-        queuedAnswers.removeAll()
+        queuedAnswers.reset(fd: -1)
         onClose()
         service.connectionClosed(self)
     }

@@ -29,8 +29,7 @@ final class BrokerClient {
     private let logger: Logger
     private let calls: BrokerCalls
     /// Packets the socket had no room for (EAGAIN), sent in order when it becomes writable.
-    private var queue: [[UInt8]] = []
-    private var queueHead = 0
+    private var outbox: SeqpacketChannel
 
     /// The broker answered HELLO with `ok`.
     var onReady: ((HelloAnswer) -> Void)?
@@ -43,6 +42,7 @@ final class BrokerClient {
     /// `firstRequestID` other than 1 only in tests (to reach the wrap-around).
     init(fd: Int32, loop: EventLoop, logger: Logger, firstRequestID: UInt32 = 1) {
         self.fd = fd
+        outbox = SeqpacketChannel(fd: fd)
         self.loop = loop
         self.logger = logger
         calls = BrokerCalls(loop: loop, logger: logger, firstID: firstRequestID)
@@ -58,8 +58,7 @@ final class BrokerClient {
         }
         fd = newFD
         for completion in calls.removeAll() { completion(.failure(.connectionLost)) }
-        queue.removeAll()
-        queueHead = 0
+        outbox.reset(fd: newFD)
         state = .awaitingHello
         try start(frontVersion: frontVersion)
     }
@@ -116,49 +115,22 @@ final class BrokerClient {
     // MARK: Sending
 
     private func transmit(_ packet: [UInt8]) {
-        guard queueHead == queue.count else {
-            queue.append(packet)
-            return
-        }
-        switch sendPacket(packet) {
+        switch outbox.send(packet) {
         case .sent: break
-        case .wouldBlock:
-            queue.append(packet)
-            loop.modify(fd: fd, events: [.readable, .writable])
-        case .failed(let reason): fail(reason)
+        case .queued: loop.modify(fd: fd, events: [.readable, .writable])
+        case .full: break  // no limit on this side: the broker reads what it was sent
+        case .failed(let failure): fail(Self.sendFailure(failure))
         }
     }
 
-    private enum SendResult {
-        case sent
-        case wouldBlock
-        case failed(String)
-    }
-
-    private func sendPacket(_ packet: [UInt8]) -> SendResult {
-        while true {
-            let sent = packet.withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            }
-            if sent == packet.count { return .sent }
-            if sent >= 0 { return .failed("short send to broker") }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { return .wouldBlock }
-            return .failed("send to broker: \(SystemError("send"))")
-        }
+    private static func sendFailure(_ failure: SeqpacketChannel.Failure) -> String {
+        if case .shortSend = failure { return "short send to broker" }
+        return "send to broker: \(failure)"
     }
 
     private func drainQueue() {
-        while queueHead < queue.count {
-            switch sendPacket(queue[queueHead]) {
-            case .sent: queueHead += 1
-            case .wouldBlock: return
-            case .failed(let reason): return fail(reason)
-            }
-        }
-        queue.removeAll()
-        queueHead = 0
-        loop.modify(fd: fd, events: .readable)
+        if let failure = outbox.flush() { return fail(Self.sendFailure(failure)) }
+        if outbox.isEmpty { loop.modify(fd: fd, events: .readable) }
     }
 
     // MARK: Receiving
