@@ -31,52 +31,33 @@ public final class SplitListener {
     /// At most this many front connections at once (one is normal; a restarting front briefly two).
     public static let maxConnections = 4
 
-    private let fd: Int32
+    private var acceptor: Acceptor!
     private unowned let loop: EventLoop
     private let logger: Logger
     private let policy: PeerPolicy
     private let onAccept: (Int32, @escaping () -> Void) -> Void
     private var open = 0
-    private var accepting = false
 
     /// `onAccept` receives each admitted connection and a closure to call when it closes.
     public init(
         fd: Int32, loop: EventLoop, logger: Logger, policy: PeerPolicy,
         onAccept: @escaping (Int32, @escaping () -> Void) -> Void
     ) {
-        self.fd = fd
         self.loop = loop
         self.logger = logger
         self.policy = policy
         self.onAccept = onAccept
+        acceptor = Acceptor(
+            fd: fd, loop: loop, logger: logger, pausedEvent: "broker.accept_paused",
+            failedEvent: "broker.accept_failed"
+        ) { [unowned self] connection in self.admit(connection) }
     }
 
-    public func start() throws(SystemError) {
-        try UnixSocket.setNonBlocking(fd)
-        try loop.register(fd: fd, events: .readable) { [unowned self] _ in self.acceptAvailable() }
-        accepting = true
-    }
+    public func start() throws(SystemError) { try acceptor.start() }
 
     /// Stops accepting; the caller owns (closes, maybe unlinks) the listening socket.
     public func stop() {
-        guard accepting else { return }
-        accepting = false
-        loop.unregister(fd: fd)
-    }
-
-    private func acceptAvailable() {
-        while accepting {
-            let connection = accept(fd, nil, nil)
-            if connection < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if errno != EAGAIN && errno != EWOULDBLOCK {
-                    logger.error("broker.accept_failed", metadata: ["error": "\(SystemError("accept"))"])
-                }
-                return
-            }
-            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-            admit(connection)
-        }
+        acceptor.stop()
     }
 
     private func admit(_ connection: Int32) {

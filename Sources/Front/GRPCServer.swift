@@ -15,14 +15,11 @@ final class GRPCServer {
     static let maxConnections = 64
     /// Read size per recv(2), shared by all connections.
     static let readBufferBytes = 16 * 1024
-    /// Pause before accepting again after EMFILE/ENFILE (level-triggered epoll would spin).
-    static let acceptBackoffMillis: Int64 = 1_000
 
     unowned let loop: EventLoop
     let logger: Logger
     let broker: BrokerClient
-    private let listenFD: Int32
-    private var accepting = false
+    private var acceptor: Acceptor!
     var connections: [UInt64: HTTP2Connection] = [:]
     private var nextConnectionID: UInt64 = 1
     private let readBuffer: UnsafeMutableRawBufferPointer
@@ -49,28 +46,26 @@ final class GRPCServer {
     }
 
     init(listenFD: Int32, loop: EventLoop, broker: BrokerClient, logger: Logger) {
-        self.listenFD = listenFD
         self.loop = loop
         self.broker = broker
         self.logger = logger
         readBuffer = .allocate(byteCount: Self.readBufferBytes, alignment: 16)
+        acceptor = Acceptor(
+            fd: listenFD, loop: loop, logger: logger, pausedEvent: "front.accept_paused",
+            failedEvent: "front.accept_failed"
+        ) { [unowned self] fd in self.admit(fd) }
     }
 
     deinit { readBuffer.deallocate() }
 
     /// Starts accepting; the listening socket is made non-blocking.
-    func startAccepting() throws(SystemError) {
-        try UnixSocket.setNonBlocking(listenFD)
-        try loop.register(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptAvailable() }
-        accepting = true
-    }
+    func startAccepting() throws(SystemError) { try acceptor.start() }
 
     /// Stops accepting and closes the listening socket (the path, if any, is the owner's to unlink).
     func stopAccepting() {
-        guard accepting else { return }
-        accepting = false
-        loop.unregister(fd: listenFD)
-        close(listenFD)
+        guard acceptor.isAccepting else { return }
+        acceptor.stop()
+        close(acceptor.fd)
     }
 
     /// Drain: no new connections, GOAWAY on every connection; open calls run to completion.
@@ -92,53 +87,35 @@ final class GRPCServer {
         }
     }
 
-    private func acceptAvailable() {
-        while accepting {
-            // accept4 is not exported by the Glibc module; the front never execs, so setting
-            // close-on-exec after accept leaves no window that matters.
-            let fd = accept(listenFD, nil, nil)
-            if fd < 0 {
-                switch errno {
-                case EINTR, ECONNABORTED: continue
-                case EAGAIN, EWOULDBLOCK: return
-                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    logger.warning("front.accept_paused", metadata: ["error": "\(SystemError("accept"))"])
-                    pauseAccepting()
-                    return
-                default:
-                    logger.error("front.accept_failed", metadata: ["error": "\(SystemError("accept"))"])
-                    return
-                }
+    /// One accepted connection (`Acceptor`: close-on-exec and non-blocking already): the peer
+    /// policy, the connection limit, then an HTTP/2 session.
+    private func admit(_ fd: Int32) {
+        if let policy = clientPolicy, !admitted(fd, by: policy) {
+            close(fd)
+            return
+        }
+        guard connections.count < Self.maxConnections, !draining else {
+            refusedLimitConnections += 1
+            if let suppressed = refusalLog.admit("front.connection_refused") {
+                logger.warning(
+                    "front.connection_refused",
+                    metadata: [
+                        "reason": "connection limit", "limit": "\(Self.maxConnections)",
+                        "suppressed": "\(suppressed)",
+                    ])
             }
-            if let policy = clientPolicy, !admitted(fd, by: policy) {
-                close(fd)
-                continue
-            }
-            guard connections.count < Self.maxConnections, !draining else {
-                refusedLimitConnections += 1
-                if let suppressed = refusalLog.admit("front.connection_refused") {
-                    logger.warning(
-                        "front.connection_refused",
-                        metadata: [
-                            "reason": "connection limit", "limit": "\(Self.maxConnections)",
-                            "suppressed": "\(suppressed)",
-                        ])
-                }
-                close(fd)
-                continue
-            }
-            let id = nextConnectionID
-            nextConnectionID += 1
-            do {
-                try UnixSocket.setNonBlocking(fd)
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                let connection = try HTTP2Connection(id: id, fd: fd, loop: loop, readBuffer: readBuffer, delegate: self)
-                if !connection.isClosed { connections[id] = connection }
-                logger.debug("front.connection_opened", metadata: ["connection": "\(id)"])
-            } catch {
-                logger.error("front.connection_failed", metadata: ["error": "\(error)"])
-                close(fd)
-            }
+            close(fd)
+            return
+        }
+        let id = nextConnectionID
+        nextConnectionID += 1
+        do {
+            let connection = try HTTP2Connection(id: id, fd: fd, loop: loop, readBuffer: readBuffer, delegate: self)
+            if !connection.isClosed { connections[id] = connection }
+            logger.debug("front.connection_opened", metadata: ["connection": "\(id)"])
+        } catch {
+            logger.error("front.connection_failed", metadata: ["error": "\(error)"])
+            close(fd)
         }
     }
 
@@ -160,20 +137,6 @@ final class GRPCServer {
                 ])
         }
         return false
-    }
-
-    private func pauseAccepting() {
-        loop.unregister(fd: listenFD)
-        loop.schedule(afterMillis: Self.acceptBackoffMillis) { [weak self] in
-            guard let self, self.accepting else { return }
-            do {
-                try self.loop.register(fd: self.listenFD, events: .readable) { [unowned self] _ in
-                    self.acceptAvailable()
-                }
-            } catch {
-                self.logger.error("front.accept_failed", metadata: ["error": "\(error)"])
-            }
-        }
     }
 
     func connectionClosed(_ connection: HTTP2Connection) {

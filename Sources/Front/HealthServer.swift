@@ -79,7 +79,7 @@ final class HealthServer {
     }
 
     let port: UInt16
-    private let listenFD: Int32
+    private var acceptor: Acceptor!
     private unowned let loop: EventLoop
     private let logger: Logger
     private let handler: Handler
@@ -135,12 +135,15 @@ final class HealthServer {
             throw error
         }
         self.port = port
-        self.listenFD = fd
         self.loop = loop
         self.logger = logger
         self.handler = handler
+        acceptor = Acceptor(
+            fd: fd, loop: loop, logger: logger, pausedEvent: "health.accept_paused",
+            failedEvent: "health.accept_failed"
+        ) { [unowned self] fd in self.admit(fd) }
         do {
-            try loop.register(fd: fd, events: .readable) { [unowned self] _ in self.acceptAvailable() }
+            try acceptor.start()
         } catch {
             close(fd)
             throw error
@@ -150,63 +153,44 @@ final class HealthServer {
     /// Closes the listening socket and every connection.
     func stop() {
         for fd in Array(clients.keys) { finish(fd) }
-        loop.unregister(fd: listenFD)
-        close(listenFD)
+        acceptor.stop()
+        close(acceptor.fd)
     }
 
-    private func acceptAvailable() {
-        while true {
-            // accept4 is not exported by the Glibc module (see GRPCServer.acceptAvailable).
-            let fd = accept(listenFD, nil, nil)
-            guard fd >= 0 else {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if errno == EMFILE || errno == ENFILE { pauseAccepting() }
+    /// One accepted connection (`Acceptor`: close-on-exec and non-blocking already); when every
+    /// slot is taken, the oldest answered client makes room.
+    private func admit(_ fd: Int32) {
+        if clients.count >= Self.maxConnections {
+            guard let idle = clients.values.filter({ !$0.answered }).min(by: { $0.serial < $1.serial }) else {
+                close(fd)  // every slot is waiting for its answer: those finish within the timeout
                 return
             }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            if clients.count >= Self.maxConnections {
-                guard let idle = clients.values.filter({ !$0.answered }).min(by: { $0.serial < $1.serial }) else {
-                    close(fd)  // every slot is waiting for its answer: those finish within the timeout
-                    continue
-                }
-                evictions += 1
-                logger.debug(
-                    "health.connection_evicted", metadata: ["idle_ms": "\(EventLoop.nowMillis() - idle.acceptedMillis)"]
-                )
-                finish(idle.fd)
+            evictions += 1
+            logger.debug(
+                "health.connection_evicted", metadata: ["idle_ms": "\(EventLoop.nowMillis() - idle.acceptedMillis)"]
+            )
+            finish(idle.fd)
+        }
+        nextSerial += 1
+        let client = Client(fd: fd, serial: nextSerial)
+        clients[fd] = client
+        client.timer = loop.schedule(afterMillis: Self.headTimeoutMillis) { [weak self] in
+            guard let self, self.clients[fd] === client else { return }
+            client.timer = nil
+            guard client.answered else {
+                return self.respond(fd, HTTPResponse(status: 408, body: "timeout\n"))
             }
-            nextSerial += 1
-            let client = Client(fd: fd, serial: nextSerial)
-            clients[fd] = client
-            client.timer = loop.schedule(afterMillis: Self.headTimeoutMillis) { [weak self] in
+            client.timer = self.loop.schedule(afterMillis: Self.requestTimeoutMillis - Self.headTimeoutMillis) {
+                [weak self] in
                 guard let self, self.clients[fd] === client else { return }
                 client.timer = nil
-                guard client.answered else {
-                    return self.respond(fd, HTTPResponse(status: 408, body: "timeout\n"))
-                }
-                client.timer = self.loop.schedule(afterMillis: Self.requestTimeoutMillis - Self.headTimeoutMillis) {
-                    [weak self] in
-                    guard let self, self.clients[fd] === client else { return }
-                    client.timer = nil
-                    self.finish(fd)
-                }
-            }
-            do {
-                try loop.register(fd: fd, events: .readable) { [unowned self] events in self.handle(fd, events) }
-            } catch {
-                finish(fd)
+                self.finish(fd)
             }
         }
-    }
-
-    /// Out of descriptors: stop polling the listener for a second (level-triggered epoll would
-    /// spin); the KMS socket has its own pause for the same reason.
-    private func pauseAccepting() {
-        loop.unregister(fd: listenFD)
-        loop.schedule(afterMillis: 1_000) { [weak self] in
-            guard let self else { return }
-            try? self.loop.register(fd: self.listenFD, events: .readable) { [unowned self] _ in self.acceptAvailable() }
+        do {
+            try loop.register(fd: fd, events: .readable) { [unowned self] events in self.handle(fd, events) }
+        } catch {
+            finish(fd)
         }
     }
 

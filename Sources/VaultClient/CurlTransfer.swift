@@ -127,7 +127,8 @@ final class CurlTransfer {
                 body.withUnsafeBytes { copy.copyMemory(from: $0) }
             } else {
                 copy = .allocate(byteCount: 2, alignment: 1)
-                copy.copyMemory(from: UnsafeRawBufferPointer(start: "{}", count: 2))
+                copy[0] = UInt8(ascii: "{")
+                copy[1] = UInt8(ascii: "}")
             }
             requestBody = copy
             set(CURLOPT_POSTFIELDSIZE, copy.count)
