@@ -4,8 +4,8 @@
 #
 #   Tests/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default 20 s, every target)
 #
-# The modules a harness needs are compiled straight from Sources/ (and swift-protobuf from the
-# package checkout, so run `swift build` first) into static libraries with coverage and ASan, then
+# The modules a harness needs are compiled straight from Sources/ into static libraries with
+# coverage and ASan, then
 # linked with the harness Tests/fuzz/<target>/main.swift. Only pure parsing code is compiled: no
 # sockets, no event loop. New inputs found during a run go to a scratch corpus, never into the
 # committed seeds; a crash leaves its input in $OUT/artifacts and fails the script.
@@ -17,11 +17,8 @@ shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(broker_request broker_answer grpc_request key_id vault_json http_request)
 OUT=${FUZZ_OUT:-$ROOT/.build/fuzz}
-PROTOBUF=$ROOT/.build/checkouts/swift-protobuf/Sources/SwiftProtobuf
 SAN=(-sanitize=fuzzer,address -parse-as-library -Onone -g -swift-version 6)
 mkdir -p "$OUT/mod" "$OUT/lib" "$OUT/bin" "$OUT/artifacts"
-
-[ -d "$PROTOBUF" ] || { echo "missing $PROTOBUF: run swift build first" >&2; exit 1; }
 
 # module NAME SOURCES...: a static library and its .swiftmodule, rebuilt when a source is newer.
 module() {
@@ -36,10 +33,8 @@ module() {
 
 module KMSCore "$ROOT"/Sources/KMSCore/*.swift
 module KMSRuntime "$ROOT"/Sources/KMSRuntime/SecretBytes.swift
-module SwiftProtobuf -package-name swift_protobuf -enable-upcoming-feature ExistentialAny "$PROTOBUF"/*.swift
-module KMSv2API "$ROOT"/Sources/KMSv2API/api.pb.swift
 module Front "$ROOT"/Sources/Front/GRPCFraming.swift "$ROOT"/Sources/Front/GRPCStatus.swift \
-    "$ROOT"/Sources/Front/KMSService.swift
+    "$ROOT"/Sources/Front/KMSService.swift "$ROOT"/Sources/Front/HTTP2HeaderName.swift
 
 # target NAME EXTRA_SOURCES...: the harness linked with every module (unused ones cost nothing).
 build_target() {
@@ -49,7 +44,7 @@ build_target() {
     # -package-name: the harness is compiled with the sources it tests, some of which are `package`.
     swiftc "${SAN[@]}" -package-name vault_kube_kms -module-name "fuzz_$name" -I "$OUT/mod" -L "$OUT/lib" \
         "$ROOT/Tests/fuzz/$name/main.swift" "$@" \
-        -lFront -lKMSv2API -lSwiftProtobuf -lKMSRuntime -lKMSCore -o "$OUT/bin/$name" 2> >(grep -v "ld.gold: warning" >&2)
+        -lFront -lKMSRuntime -lKMSCore -o "$OUT/bin/$name" 2> >(grep -v "ld.gold: warning" >&2)
 }
 
 status=0
