@@ -4,7 +4,7 @@
 # under DEST, so that DEST is a root filesystem in which the binaries run (chroot DEST
 # /usr/bin/NAME). Symbolic links are resolved: each library is copied as a regular file under
 # the path the loader looks up, and stripped of its symbol table and debug sections (`strip
-# --strip-unneeded` keeps the dynamic symbols the loader binds: 56.5 -> 48.4 MB for the image,
+# --strip-unneeded` keeps the dynamic symbols the loader binds: 54.7 -> 46.6 MB for the image,
 # docs/operations.md). Prints the copied library paths, one a line.
 set -euo pipefail
 if [ $# -lt 2 ]; then
